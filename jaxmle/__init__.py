@@ -1,0 +1,37 @@
+"""jaxmle: maximum likelihood, MAP and Laplace inference for any JAX log-density."""
+
+from . import priors
+from .constraints import (
+    Constraint,
+    greater_than,
+    interval,
+    less_than,
+    ordered,
+    positive,
+    real,
+    simplex,
+    unit_interval,
+)
+from .fit import FitError, FitWarning, fit
+from .results import FitResult
+from .status import Status
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "fit",
+    "FitResult",
+    "FitError",
+    "FitWarning",
+    "Status",
+    "priors",
+    "Constraint",
+    "real",
+    "positive",
+    "unit_interval",
+    "interval",
+    "greater_than",
+    "less_than",
+    "simplex",
+    "ordered",
+]

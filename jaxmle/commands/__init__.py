@@ -1,0 +1,1 @@
+"""Subcommands of the ``jaxmle`` command line (see ``jaxmle.cli``)."""

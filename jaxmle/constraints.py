@@ -1,0 +1,172 @@
+"""Constraints: bijectors between a parameter's support and unconstrained space.
+
+Each constraint maps an unconstrained vector ``u`` (what the optimizer moves) to the
+user's value ``x`` (what the log-likelihood sees) with ``forward``, and back with
+``inverse``. Element-wise constraints keep the dimension; ``simplex`` maps k-1 free
+coordinates to k probabilities (additive log-ratio with the last as reference).
+
+Inference (observed information, covariance) is computed in the user's own coordinates
+for every constraint that keeps the dimension, so an SE of ``sigma`` is on the scale of
+``sigma``; for the simplex it is computed on the k-1 free coordinates and mapped to the k
+probabilities by the Jacobian (a rank k-1 covariance).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "Constraint",
+    "real",
+    "positive",
+    "unit_interval",
+    "interval",
+    "greater_than",
+    "less_than",
+    "simplex",
+    "ordered",
+]
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A support and its bijector. ``lower``/``upper`` bound every element."""
+
+    name: str
+    lower: float = -math.inf
+    upper: float = math.inf
+
+    #: whether the unconstrained vector has the same size as the value
+    same_dimension: bool = True
+
+    def free_size(self, shape: tuple[int, ...]) -> int:
+        """Number of unconstrained coordinates for a value of ``shape``."""
+        return int(np.prod(shape, dtype=int))
+
+    def forward(self, u):
+        """Unconstrained ``u`` (same shape as the value) to the constrained value."""
+        lo, hi = self.lower, self.upper
+        if math.isinf(lo) and math.isinf(hi):
+            return u
+        if math.isinf(hi):
+            return lo + jnp.exp(u)
+        if math.isinf(lo):
+            return hi - jnp.exp(u)
+        return lo + (hi - lo) * jax.nn.sigmoid(u)
+
+    def inverse(self, x):
+        """Constrained value ``x`` to unconstrained coordinates (same shape)."""
+        lo, hi = self.lower, self.upper
+        if math.isinf(lo) and math.isinf(hi):
+            return x
+        if math.isinf(hi):
+            return jnp.log(x - lo)
+        if math.isinf(lo):
+            return jnp.log(hi - x)
+        t = (x - lo) / (hi - lo)
+        return jnp.log(t) - jnp.log1p(-t)
+
+    def violation(self, x: np.ndarray) -> str | None:
+        """Why ``x`` is not strictly inside the support, or None when it is."""
+        if not np.all(np.isfinite(x)):
+            return "is not finite"
+        if np.any(x <= self.lower) and not math.isinf(self.lower):
+            return f"must be > {self.lower:g}"
+        if np.any(x >= self.upper) and not math.isinf(self.upper):
+            return f"must be < {self.upper:g}"
+        return None
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, repr=False)
+class _Simplex(Constraint):
+    """Probability vectors: k positive entries summing to one."""
+
+    def free_size(self, shape):
+        _check_vector(shape, "simplex")
+        return shape[0] - 1
+
+    def forward(self, u):
+        return jax.nn.softmax(jnp.concatenate([u, jnp.zeros((1,), u.dtype)]))
+
+    def inverse(self, x):
+        logx = jnp.log(x)
+        return logx[:-1] - logx[-1]
+
+    def violation(self, x):
+        x = np.asarray(x)
+        if x.ndim != 1 or x.shape[0] < 2:
+            return "must be a vector of at least 2 probabilities"
+        if not np.all(np.isfinite(x)) or np.any(x <= 0):
+            return "must have every entry > 0"
+        if abs(x.sum() - 1.0) > 1e-6:
+            return f"must sum to 1 (sums to {x.sum():.6g})"
+        return None
+
+
+@dataclass(frozen=True, repr=False)
+class _Ordered(Constraint):
+    """Strictly increasing vectors: x[0] free, then positive increments."""
+
+    def free_size(self, shape):
+        _check_vector(shape, "ordered")
+        return shape[0]
+
+    def forward(self, u):
+        return jnp.cumsum(jnp.concatenate([u[:1], jnp.exp(u[1:])]))
+
+    def inverse(self, x):
+        return jnp.concatenate([x[:1], jnp.log(jnp.diff(x))])
+
+    def violation(self, x):
+        x = np.asarray(x)
+        if x.ndim != 1:
+            return "must be a vector"
+        if not np.all(np.isfinite(x)):
+            return "is not finite"
+        if np.any(np.diff(x) <= 0):
+            return "must be strictly increasing"
+        return None
+
+
+def _check_vector(shape, what):
+    if len(shape) != 1:
+        raise ValueError(f"a {what} constraint needs a 1-D parameter, got shape {shape}")
+
+
+real = Constraint("real")
+positive = Constraint("positive", lower=0.0)
+unit_interval = Constraint("unit_interval", lower=0.0, upper=1.0)
+simplex = _Simplex("simplex", lower=0.0, upper=1.0, same_dimension=False)
+ordered = _Ordered("ordered")
+
+
+def interval(lo: float, hi: float) -> Constraint:
+    """The open interval (lo, hi), through a scaled logistic sigmoid."""
+    lo, hi = float(lo), float(hi)
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"interval(lo, hi) needs finite lo < hi, got ({lo}, {hi})")
+    return Constraint(f"interval({lo:g}, {hi:g})", lower=lo, upper=hi)
+
+
+def greater_than(lo: float) -> Constraint:
+    """(lo, inf), through lo + exp(u)."""
+    lo = float(lo)
+    if not math.isfinite(lo):
+        raise ValueError(f"greater_than(lo) needs a finite lo, got {lo}")
+    return Constraint(f"greater_than({lo:g})", lower=lo)
+
+
+def less_than(hi: float) -> Constraint:
+    """(-inf, hi), through hi - exp(u)."""
+    hi = float(hi)
+    if not math.isfinite(hi):
+        raise ValueError(f"less_than(hi) needs a finite hi, got {hi}")
+    return Constraint(f"less_than({hi:g})", upper=hi)

@@ -1,0 +1,112 @@
+"""Observed information, covariance and SEs at the optimum.
+
+The device computes the information -∇² of the smooth log-posterior (log-likelihood plus
+the differentiable part of the log-prior) in the inference coordinates z: the user's own
+values, or the free log-ratios of a simplex. This module turns it into the covariance of
+the user's values, J Σ_z Jᵀ with J = ∂x/∂z, on the host in float64 NumPy (batched over any
+leading axes). For an unconstrained or element-wise constrained parameter J is the
+identity, so SEs are exactly the square roots of the diagonal of the inverse observed
+information in the user's parameterization.
+
+A coordinate held exactly at its centre by a Laplace (L1) prior sits at a kink of the
+objective and has no curvature-based SE: it is left out of the covariance (NaN row and
+column). An information matrix that is singular or indefinite is never repaired: the
+parameters that load on its null directions get NaN variances, the others keep the
+variance of an estimable function, and the direction of the smallest eigenvalue is kept
+so the unidentified combination can be named.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+#: eigenvalues of the Jacobi-scaled information at or below this fraction of the largest
+#: count as zero (an inverse would carry relative errors of about eps / SINGULAR_TOL).
+SINGULAR_TOL = 1e-11
+#: a parameter whose loading on a null eigenvector exceeds this is not identified
+LOADING_TOL = 1e-6
+
+
+class Inference(NamedTuple):
+    information: np.ndarray  # (..., k, k) observed information in the user's coordinates
+    cov: np.ndarray  # (..., k, k)
+    se: np.ndarray  # (..., k)
+    positive_definite: np.ndarray  # (...,) bool
+    condition_number: np.ndarray  # (...,) of the Jacobi-scaled information
+    null_direction: np.ndarray  # (..., k) user-coordinate direction of the smallest eigenvalue
+    at_kink: np.ndarray  # (..., k) bool: held at the centre of a Laplace prior
+
+
+def observed_inference(information_z, jacobian, at_kink_z) -> Inference:
+    """Covariance and diagnostics from the information in z (``(..., m, m)``).
+
+    ``jacobian`` is ∂x/∂z, ``(k, m)`` or batched, or None for the identity."""
+    info = np.asarray(information_z, dtype=np.float64)
+    kink = np.asarray(at_kink_z, dtype=bool)
+    m = info.shape[-1]
+    J = np.eye(m) if jacobian is None else np.asarray(jacobian, dtype=np.float64)
+    J = np.broadcast_to(J, info.shape[:-2] + J.shape[-2:])
+    eye = np.eye(m)
+    both = ~kink[..., :, None] & ~kink[..., None, :]
+    H = np.where(both, info, eye)
+    diag = np.diagonal(H, axis1=-2, axis2=-1)
+    finite = np.all(np.isfinite(H), axis=(-2, -1))
+    H = np.where(finite[..., None, None], H, eye)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(diag > 0, 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0)), 1.0)
+    Hs = H * scale[..., :, None] * scale[..., None, :]
+    w, V = np.linalg.eigh(Hs) if m else (np.zeros(info.shape[:-1]), np.zeros(info.shape))
+    w_max = np.maximum(np.max(np.abs(w), axis=-1, initial=0.0), np.finfo(float).tiny)
+    null = w <= SINGULAR_TOL * w_max[..., None]
+    affected = np.any(null[..., None, :] & (np.abs(V) > LOADING_TOL), axis=-1) | (diag <= 0) | ~finite[..., None]
+    positive_definite = ~np.any(affected, axis=-1)
+    with np.errstate(divide="ignore"):
+        inv_w = np.where(null, 0.0, 1.0 / np.where(null, 1.0, w))
+    cov_z = (scale[..., :, None] * V) @ (inv_w[..., :, None] * (np.swapaxes(V, -1, -2) * scale[..., None, :]))
+    bad_z = affected | kink
+    cov_z = np.where(bad_z[..., :, None] | bad_z[..., None, :], 0.0, cov_z)
+    cov = J @ cov_z @ np.swapaxes(J, -1, -2)
+    touches = lambda mask: (np.abs(J) > 0).astype(float) @ mask[..., None].astype(float) > 0  # noqa: E731
+    bad_x = touches(bad_z)[..., 0]
+    cov = np.where(bad_x[..., :, None] | bad_x[..., None, :], np.nan, cov)
+    se = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
+
+    masked_info = np.where(both, info, 0.0)
+    if jacobian is None:
+        information = masked_info
+    else:
+        J_pinv = np.linalg.pinv(J)
+        information = np.swapaxes(J_pinv, -1, -2) @ masked_info @ J_pinv
+    first = (scale * V[..., :, 0]) if m else np.zeros(info.shape[:-1])
+    null_direction = (J @ first[..., None])[..., 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        null_direction = null_direction / np.max(np.abs(null_direction), axis=-1, keepdims=True, initial=0.0)
+        w_min = w[..., 0] if m else np.ones(info.shape[:-2])
+        condition = np.where(w_min > 0, w_max / np.where(w_min > 0, w_min, 1.0), np.inf)
+    return Inference(information, cov, se, positive_definite, condition, null_direction, touches(kink)[..., 0])
+
+
+def delta_method(fn_of_flat_x, x_hat, cov):
+    """Value and SE of ``fn(x)`` by the delta method: Var = J Σ Jᵀ, J = ∂fn/∂x at x̂.
+
+    Returns pytrees shaped like ``fn``'s output. A derived quantity that depends on a
+    parameter with a NaN variance gets a NaN SE.
+    """
+    value = fn_of_flat_x(x_hat)
+    jac = jax.jacobian(fn_of_flat_x)(x_hat)
+    cov = np.asarray(cov)
+    nan = np.isnan(cov)
+    safe_cov = np.where(nan, 0.0, cov)
+
+    def se_of(j):
+        j = np.asarray(j)
+        j2 = j.reshape(-1, x_hat.shape[0])
+        used = np.abs(j2) > 0
+        var = np.einsum("ai,ij,aj->a", j2, safe_cov, j2)
+        touches_nan = np.any(used[:, :, None] & used[:, None, :] & nan[None], axis=(1, 2))
+        return np.where(touches_nan, np.nan, np.sqrt(np.maximum(var, 0.0))).reshape(j.shape[:-1])
+
+    return jax.tree_util.tree_map(np.asarray, value), jax.tree_util.tree_map(se_of, jac)

@@ -1,0 +1,209 @@
+"""A fitting problem: objective, solver choice and inference, as one pure function.
+
+``Problem`` is hashable (it holds the user's functions and static settings only), so
+the compiled ``solve`` is cached per problem and per input shapes: a second fit with new
+data of the same shapes reuses the compiled code. ``solve`` is safe under ``jit`` and
+``vmap``; it never raises and reports failures through ``status``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from . import solvers
+from .parameters import ParameterSpace
+from .solvers.derivatives import value_grad_hessian
+from .priors import Laplace
+
+MAX_ITER = {"newton": 100, "lbfgs": 2000, "optax": 20000}
+TOL = {"newton": 1e-14, "lbfgs": 1e-10, "optax": 1e-8}
+#: "auto" uses Newton up to this many free coordinates, L-BFGS above
+AUTO_NEWTON_MAX = 200
+
+
+class RawFit(NamedTuple):
+    """Device output of one fit (every field gains a leading axis under vmap)."""
+
+    u: jax.Array
+    x: jax.Array
+    loglik: jax.Array
+    logpost: jax.Array
+    n_iter: jax.Array
+    status: jax.Array  # the solver's Status code
+    grad_norm: jax.Array  # max |∂ logpost / ∂z| off L1 kinks
+    information_z: jax.Array  # -∇² smooth logpost in z coordinates
+    jacobian: jax.Array | None  # ∂x/∂z, None when it is the identity
+    at_kink_z: jax.Array
+
+
+def resolve_method(method, m: int, has_l1: bool) -> tuple[str, Hashable]:
+    """(display name, solver key) for ``method``; raises ValueError for bad values."""
+    if isinstance(method, optax.GradientTransformation):
+        key = ("optax", method)
+        name = "optax"
+    elif method in ("auto", "newton", "lbfgs", "adam"):
+        if method == "auto":
+            method = "newton" if m <= AUTO_NEWTON_MAX else "lbfgs"
+        key = (method, None)
+        name = method
+    else:
+        raise ValueError(
+            "method must be 'auto', 'newton', 'lbfgs', 'adam' or an optax.GradientTransformation, "
+            f"got {method!r}"
+        )
+    if has_l1 and key[0] != "newton":
+        raise ValueError(
+            f"method={name!r} cannot handle a Laplace (L1) prior: use method='newton' or 'auto', whose "
+            "proximal steps give exact zeros"
+        )
+    if has_l1:
+        name = "proximal newton"
+    return name, key
+
+
+@dataclass(frozen=True)
+class Problem:
+    loglik: Callable
+    space: ParameterSpace
+    priors: tuple  # ((key, Prior), ...)
+    log_prior: Callable | None
+    solver: Hashable  # from resolve_method
+    tol: float | None
+    max_iter: int | None
+
+    # --- the log-density --------------------------------------------------------------
+    def params(self, free_leaves, fixed_leaves):
+        return self.space.assemble(free_leaves, fixed_leaves)
+
+    def loglik_terms(self, free_leaves, fixed_leaves, data):
+        return self.loglik(self.params(free_leaves, fixed_leaves), data)
+
+    def log_prior_value(self, free_leaves, fixed_leaves, smooth: bool):
+        total = 0.0
+        by_key = dict(self.priors)
+        for leaf, value in zip(self.space.free, free_leaves):
+            prior = by_key.get(leaf.key)
+            if prior is not None:
+                total = total + (prior.log_prob_smooth(value) if smooth else prior.log_prob(value))
+        if self.log_prior is not None:
+            total = total + self.log_prior(self.params(free_leaves, fixed_leaves))
+        return total
+
+    def logpost_smooth(self, free_leaves, fixed_leaves, data):
+        ll = jnp.sum(self.loglik_terms(free_leaves, fixed_leaves, data))
+        return ll + self.log_prior_value(free_leaves, fixed_leaves, smooth=True)
+
+    @property
+    def has_prior(self) -> bool:
+        return bool(self.priors) or self.log_prior is not None
+
+    def l1(self, dtype):
+        """Per-coordinate L1 weights and centres (in u, which equals x for jm.real)."""
+        by_key = dict(self.priors)
+        weights, centres = [], []
+        for leaf in self.space.free:
+            prior = by_key.get(leaf.key)
+            is_l1 = isinstance(prior, Laplace)
+            weights.append(np.full(leaf.free_size, prior.l1_weight if is_l1 else 0.0))
+            centres.append(np.full(leaf.free_size, prior.loc if is_l1 else 0.0))
+        cat = lambda xs: jnp.asarray(np.concatenate(xs) if xs else np.zeros(0), dtype)  # noqa: E731
+        return cat(weights), cat(centres)
+
+    # --- solving ----------------------------------------------------------------------
+    def strategy(self, smooth, total, l1_weight, l1_centre):
+        kind, transform = self.solver
+        tol = self.tol if self.tol is not None else TOL["optax" if kind == "adam" else kind]
+        if kind == "newton":
+            if self._has_l1():
+                return solvers.proximal_newton(smooth, l1_weight, l1_centre, tol)
+            return solvers.newton(smooth, tol)
+        if kind == "lbfgs":
+            return solvers.lbfgs(smooth, tol)
+        transform = optax.adam(1e-2) if kind == "adam" else transform
+        return solvers.gradient_transformation(total, transform, tol)
+
+    def _has_l1(self) -> bool:
+        return any(isinstance(p, Laplace) for _, p in self.priors)
+
+    def default_max_iter(self) -> int:
+        kind = self.solver[0]
+        return self.max_iter or MAX_ITER["optax" if kind in ("adam", "optax") else kind]
+
+    def solve(self, u0, fixed_leaves, data) -> RawFit:
+        space = self.space
+        l1_weight, l1_centre = self.l1(u0.dtype)
+
+        def smooth(u):
+            return -self.logpost_smooth(space.u_to_x_leaves(u), fixed_leaves, data)
+
+        def total(u):
+            return smooth(u) + jnp.sum(l1_weight * jnp.abs(u - l1_centre))
+
+        result = solvers.run(self.strategy(smooth, total, l1_weight, l1_centre), total, u0, self.default_max_iter())
+
+        x_leaves = space.u_to_x_leaves(result.u)
+        z = space.x_leaves_to_z(x_leaves)
+
+        def logpost_z(z):
+            return self.logpost_smooth(space.z_to_x_leaves(z), fixed_leaves, data)
+
+        at_kink_z = (l1_weight > 0) & (result.u == l1_centre)
+        logpost_smooth, grad, hessian = value_grad_hessian(logpost_z, z)
+        jacobian = None
+        if not all(leaf.constraint.same_dimension for leaf in space.free):
+            jacobian = jax.jacobian(lambda z: space.flat_x(space.z_to_x_leaves(z)))(z)
+        grad = grad - l1_weight * jnp.sign(result.u - l1_centre)
+        grad_norm = jnp.max(jnp.where(at_kink_z, 0.0, jnp.abs(grad)), initial=0.0)
+        if self.has_prior:
+            loglik = jnp.sum(self.loglik_terms(x_leaves, fixed_leaves, data))
+            logpost = loglik + self.log_prior_value(x_leaves, fixed_leaves, smooth=False)
+        else:
+            loglik = logpost = logpost_smooth
+        return RawFit(
+            u=result.u,
+            x=space.flat_x(x_leaves),
+            loglik=loglik,
+            logpost=logpost,
+            n_iter=result.n_iter,
+            status=result.status,
+            grad_norm=grad_norm,
+            information_z=-hessian,
+            jacobian=jacobian,
+            at_kink_z=at_kink_z,
+        )
+
+
+#: XLA CPU options for one-off fits on small data, where compiling dominates the run time
+#: (measured on a logistic fit: compile 0.35 s instead of 1.0 s, run 1.3 ms instead of 1.6 ms)
+QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
+#: data at or below this many elements counts as small
+QUICK_COMPILE_MAX_ELEMENTS = 1_000_000
+
+
+@functools.lru_cache(maxsize=128)
+def compiled_solve(problem: Problem, batched: bool = False, quick: bool = False) -> Callable[..., Any]:
+    """The jitted ``solve`` (vmapped over a leading replicate axis when ``batched``).
+
+    ``quick`` (CPU only) favours compile speed over run speed: right for a single fit to
+    small data."""
+    fn = problem.solve
+    if batched:
+        fn = jax.vmap(fn, in_axes=(0, None, 0))
+    return jax.jit(fn, compiler_options=quick_options() if quick else None)
+
+
+def quick_options() -> dict | None:
+    return QUICK_COMPILE if jax.default_backend() == "cpu" else None
+
+
+@functools.lru_cache(maxsize=128)
+def compiled_loglik(problem: Problem) -> Callable[..., Any]:
+    """The jitted log-likelihood terms at given free leaves (for checks at the start)."""
+    return jax.jit(problem.loglik_terms, compiler_options=quick_options())

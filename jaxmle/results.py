@@ -1,0 +1,193 @@
+"""FitResult: the host-side view of one fit, with inference and a printable summary."""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _precision
+from .inference import delta_method
+from .parameters import ParameterSpace
+from .status import Status
+
+__all__ = ["FitResult", "Status"]
+
+
+def normal_quantile(p: float) -> float:
+    """Standard normal quantile (Acklam's rational start, two Newton steps on erfc)."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"level must be strictly between 0 and 1, got {p}")
+    # bisection-free: Newton on Φ(x) - p from a logistic start converges fast
+    x = math.log(p / (1.0 - p)) / 1.702
+    for _ in range(60):
+        cdf = 0.5 * math.erfc(-x / math.sqrt(2.0))
+        pdf = math.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+        step = (cdf - p) / pdf
+        x -= step
+        if abs(step) < 1e-15 * max(1.0, abs(x)):
+            break
+    return x
+
+
+def two_sided_p(z: np.ndarray) -> np.ndarray:
+    """P(|Z| > |z|) for a standard normal Z."""
+    return np.vectorize(lambda v: math.erfc(abs(v) / math.sqrt(2.0)) if np.isfinite(v) else np.nan)(z)
+
+
+@dataclass
+class FitResult:
+    """One fit: estimates, inference and diagnostics.
+
+    ``se`` are Wald standard errors: square roots of the diagonal of the inverse observed
+    information (of the log-posterior for a MAP fit), in the user's parameterization.
+    ``loglik`` excludes the prior, ``logpost`` includes it. ``df`` counts free parameters
+    (a k-simplex counts k-1; fixed parameters count 0), and AIC = 2 df - 2 loglik,
+    BIC = df log(nobs) - 2 loglik.
+    """
+
+    params: Any
+    se: Any
+    cov: np.ndarray
+    names: list[str]
+    loglik: float
+    logpost: float
+    converged: bool
+    status: Status
+    n_iter: int
+    grad_norm: float
+    nobs: int | None
+    df: int
+    information: np.ndarray
+    method: str
+    positive_definite: bool
+    condition_number: float
+    has_prior: bool
+    notes: list[str] = field(default_factory=list)
+    _space: ParameterSpace | None = field(default=None, repr=False)
+    _fixed_leaves: list | None = field(default=None, repr=False)
+    _x: np.ndarray | None = field(default=None, repr=False)
+
+    # --- information criteria -------------------------------------------------------
+    @property
+    def aic(self) -> float:
+        return 2.0 * self.df - 2.0 * self.loglik
+
+    @property
+    def bic(self) -> float:
+        if self.nobs is None:
+            raise ValueError(
+                "bic needs the number of observations: the log-likelihood returned a scalar, so pass nobs= to fit"
+            )
+        return self.df * math.log(self.nobs) - 2.0 * self.loglik
+
+    @property
+    def message(self) -> str:
+        return self.status.message
+
+    # --- intervals and derived quantities --------------------------------------------
+    def conf_int(self, level: float = 0.95, method: str = "wald"):
+        """Confidence intervals as a pytree like ``params`` whose leaves carry a trailing
+        axis of 2 (lower, upper). Wald: estimate ± z_(1+level)/2 · SE. A fixed parameter
+        gets the degenerate interval [value, value]."""
+        if method != "wald":
+            raise ValueError(f"method must be 'wald', got {method!r}")
+        q = normal_quantile(0.5 + level / 2.0)
+        return jax.tree_util.tree_map(
+            lambda p, s: np.stack([np.asarray(p) - q * np.asarray(s), np.asarray(p) + q * np.asarray(s)], axis=-1),
+            self.params,
+            self.se,
+        )
+
+    def delta(self, fn: Callable):
+        """Value and delta-method SE of ``fn(params)``: Var = J cov Jᵀ, J by autodiff.
+
+        Returns ``(value, se)``, two pytrees shaped like ``fn``'s output."""
+        space = self._space
+        with _precision.context(self._x.dtype):
+            fixed = [jnp.asarray(v) for v in self._fixed_leaves]
+
+            def of_flat(x):
+                return fn(space.assemble(space.x_flat_to_leaves(x), fixed))
+
+            value, se = delta_method(of_flat, jnp.asarray(self._x), jnp.asarray(self.cov))
+        to_np = lambda t: jax.tree_util.tree_map(np.asarray, t)  # noqa: E731
+        return to_np(value), to_np(se)
+
+    # --- presentation ------------------------------------------------------------------
+    def _rows(self, level=0.95):
+        est = np.asarray(self._x, dtype=float)
+        se = np.sqrt(np.diag(self.cov)) if self.cov.size else np.zeros(0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = est / se
+        p = two_sided_p(z) if len(z) else z
+        q = normal_quantile(0.5 + level / 2.0)
+        return [
+            (name, est[i], se[i], z[i], p[i], est[i] - q * se[i], est[i] + q * se[i]) for i, name in enumerate(self.names)
+        ]
+
+    def _header(self) -> list[str]:
+        kind = "MAP" if self.has_prior else "MLE"
+        bic = f"{self.bic:.6g}" if self.nobs is not None else "n/a (pass nobs=)"
+        lines = [
+            f"jaxmle {kind} fit    method: {self.method}    status: {self.status.name}",
+            f"loglik: {self.loglik:.10g}" + (f"    logpost: {self.logpost:.10g}" if self.has_prior else ""),
+            f"AIC: {self.aic:.6g}    BIC: {bic}    nobs: {self.nobs if self.nobs is not None else 'n/a'}    df: {self.df}",
+            f"iterations: {self.n_iter}    max|grad|: {self.grad_norm:.2e}    "
+            f"information positive definite: {'yes' if self.positive_definite else 'NO'}    "
+            f"condition: {self.condition_number:.3g}",
+        ]
+        if self.status != Status.CONVERGED:
+            lines.append(f"warning: {self.status.message}")
+        return lines + [f"note: {n}" for n in self.notes]
+
+    def summary(self, level: float = 0.95) -> str:
+        """A box table: estimate, SE, z, P>|z| and the Wald interval for each parameter."""
+        lo, hi = f"{100 * (0.5 - level / 2):.3g}%", f"{100 * (0.5 + level / 2):.3g}%"
+        head = ["name", "estimate", "SE", "z", "P>|z|", lo, hi]
+        body = [
+            [name] + [_fmt(v) for v in (est, se, z)] + [_fmt_p(p)] + [_fmt(v) for v in (a, b)]
+            for name, est, se, z, p, a, b in self._rows(level)
+        ]
+        widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
+        table_width = sum(widths) + 3 * len(widths) + 1
+        header = self._header()
+        inner = max(table_width - 4, max(len(line) for line in header))
+        widths[0] += inner + 4 - table_width
+        out = ["┌" + "─" * (inner + 2) + "┐"]
+        out += ["│ " + line.ljust(inner) + " │" for line in header]
+        out.append("├" + "┬".join("─" * (w + 2) for w in widths) + "┤")
+        out.append("│" + "│".join(" " + h.center(w) + " " for h, w in zip(head, widths)) + "│")
+        out.append("├" + "┼".join("─" * (w + 2) for w in widths) + "┤")
+        for row in body:
+            cells = [" " + row[0].ljust(widths[0]) + " "] + [" " + c.rjust(w) + " " for c, w in zip(row[1:], widths[1:])]
+            out.append("│" + "│".join(cells) + "│")
+        out.append("└" + "┴".join("─" * (w + 2) for w in widths) + "┘")
+        return "\n".join(out)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<div>{html.escape(line)}</div>" for line in self._header())
+        rows = "".join(
+            "<tr><td>" + html.escape(r[0]) + "</td>" + "".join(f"<td>{_fmt(v)}</td>" for v in r[1:]) + "</tr>"
+            for r in self._rows()
+        )
+        cols = "".join(f"<th>{c}</th>" for c in ["name", "estimate", "SE", "z", "P>|z|", "2.5%", "97.5%"])
+        return f"<div>{head}<table><tr>{cols}</tr>{rows}</table></div>"
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def _fmt(v: float) -> str:
+    return "nan" if not np.isfinite(v) else f"{v:.6g}"
+
+
+def _fmt_p(p: float) -> str:
+    if not np.isfinite(p):
+        return "nan"
+    return "<1e-16" if p < 1e-16 else f"{p:.3g}"
