@@ -1,6 +1,6 @@
 """jaxmle: maximum likelihood, MAP and Laplace inference for any JAX log-density."""
 
-from . import priors
+from . import models, priors
 from .constraints import (
     Constraint,
     greater_than,
@@ -25,6 +25,7 @@ __all__ = [
     "FitWarning",
     "Status",
     "priors",
+    "models",
     "Constraint",
     "real",
     "positive",

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _precision, validation
+from . import _precision, models, validation
 from .parameters import ParameterSpace
 from .inference import Inference, observed_inference
 from .problem import QUICK_COMPILE_MAX_ELEMENTS, Problem, RawFit, compiled_loglik, compiled_solve, resolve_method
@@ -43,6 +43,7 @@ class Prepared:
 def prepare(loglik, init, data, *, constraints, prior, fixed, method, nobs, tol, max_iter, dtype,
             batched: bool = False) -> Prepared:
     """Validate the arguments and build the problem. Raises ValueError on bad input."""
+    loglik, init, data, constraints = models.resolve(loglik, init, data, constraints)
     if not callable(loglik):
         raise ValueError(f"loglik must be a callable loglik(params, data), got {type(loglik).__name__}")
     dtype = _precision.resolve(dtype)
@@ -108,6 +109,9 @@ def check_at_start(prep: Prepared, data_one) -> int | None:
 def fit(loglik, init, data=None, *, constraints=None, prior=None, fixed=None, method="auto", nobs=None,
         tol=None, max_iter=None, dtype=None, throw=False) -> FitResult:
     """Maximize ``sum(loglik(params, data)) + log_prior(params)`` over ``params``.
+
+    ``loglik`` may be a built-in model (``jm.fit(jm.models.poisson(), data)``): its
+    log-likelihood, starting values and constraints are then used.
 
     ``loglik(params, data)`` returns the total log-likelihood or, preferably, one term per
     observation. Without a prior this is the MLE; with one, the posterior mode in the
