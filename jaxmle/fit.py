@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _precision, models, validation
-from .parameters import ParameterSpace
 from .inference import Inference, observed_inference
+from .parameters import ParameterSpace
 from .problem import QUICK_COMPILE_MAX_ELEMENTS, Problem, RawFit, compiled_loglik, compiled_solve, resolve_method
 from .results import FitResult
 from .status import Status
@@ -40,8 +40,9 @@ class Prepared:
     nobs: int | None
 
 
-def prepare(loglik, init, data, *, constraints, prior, fixed, method, nobs, tol, max_iter, dtype,
-            batched: bool = False) -> Prepared:
+def prepare(
+    loglik, init, data, *, constraints, prior, fixed, method, nobs, tol, max_iter, dtype, batched: bool = False
+) -> Prepared:
     """Validate the arguments and build the problem. Raises ValueError on bad input."""
     loglik, init, data, constraints = models.resolve(loglik, init, data, constraints)
     if not callable(loglik):
@@ -89,9 +90,7 @@ def check_at_start(prep: Prepared, data_one) -> int | None:
             raise ValueError(f"loglik failed at the starting values: {type(err).__name__}: {err}") from err
         shape = jnp.shape(terms)
         if len(shape) > 1:
-            raise ValueError(
-                f"loglik must return a scalar or a 1-D vector of per-observation terms, got shape {shape}"
-            )
+            raise ValueError(f"loglik must return a scalar or a 1-D vector of per-observation terms, got shape {shape}")
         values = np.asarray(terms)
         if not np.all(np.isfinite(values)):
             bad = "" if values.ndim == 0 else f" ({int((~np.isfinite(values)).sum())} of {values.size} terms)"
@@ -106,8 +105,21 @@ def check_at_start(prep: Prepared, data_one) -> int | None:
     return prep.nobs
 
 
-def fit(loglik, init, data=None, *, constraints=None, prior=None, fixed=None, method="auto", nobs=None,
-        tol=None, max_iter=None, dtype=None, throw=False) -> FitResult:
+def fit(
+    loglik,
+    init,
+    data=None,
+    *,
+    constraints=None,
+    prior=None,
+    fixed=None,
+    method="auto",
+    nobs=None,
+    tol=None,
+    max_iter=None,
+    dtype=None,
+    throw=False,
+) -> FitResult:
     """Maximize ``sum(loglik(params, data)) + log_prior(params)`` over ``params``.
 
     ``loglik`` may be a built-in model (``jm.fit(jm.models.poisson(), data)``): its
@@ -118,8 +130,19 @@ def fit(loglik, init, data=None, *, constraints=None, prior=None, fixed=None, me
     user's parameterization. Runs in float64 unless ``dtype=jnp.float32``. A fit that does
     not converge cleanly warns (``FitWarning``), or raises ``FitError`` with ``throw=True``.
     """
-    prep = prepare(loglik, init, data, constraints=constraints, prior=prior, fixed=fixed, method=method,
-                   nobs=nobs, tol=tol, max_iter=max_iter, dtype=dtype)
+    prep = prepare(
+        loglik,
+        init,
+        data,
+        constraints=constraints,
+        prior=prior,
+        fixed=fixed,
+        method=method,
+        nobs=nobs,
+        tol=tol,
+        max_iter=max_iter,
+        dtype=dtype,
+    )
     nobs = check_at_start(prep, prep.data)
     with _precision.context(prep.dtype):
         quick = data_size(prep.data) <= QUICK_COMPILE_MAX_ELEMENTS
@@ -174,8 +197,11 @@ def to_result(raw: RawFit, prep: Prepared, nobs: int | None) -> FitResult:
 def final_status(solver_status, positive_definite):
     """A converged solve whose information is not positive definite gets INFORMATION_NOT_PD."""
     solver_status = np.asarray(solver_status)
-    return np.where((solver_status == Status.CONVERGED) & ~np.asarray(positive_definite),
-                    int(Status.INFORMATION_NOT_PD), solver_status)
+    return np.where(
+        (solver_status == Status.CONVERGED) & ~np.asarray(positive_definite),
+        int(Status.INFORMATION_NOT_PD),
+        solver_status,
+    )
 
 
 def diagnostic_notes(names: list[str], inf: Inference) -> list[str]:
@@ -187,9 +213,7 @@ def diagnostic_notes(names: list[str], inf: Inference) -> list[str]:
         notes.append(f"{combo} {verb} by the data (condition number {float(inf.condition_number):.3g})")
     kinks = [n for n, k in zip(names, np.asarray(inf.at_kink)) if k]
     if kinks:
-        notes.append(
-            f"{', '.join(kinks)} exactly at the centre of a Laplace prior (L1 zero): no SE is defined there"
-        )
+        notes.append(f"{', '.join(kinks)} exactly at the centre of a Laplace prior (L1 zero): no SE is defined there")
     return notes
 
 
@@ -225,7 +249,9 @@ def _build_space(init, constraints, fixed) -> tuple[ParameterSpace, list]:
     try:
         return build_space(init, constraints, fixed)
     except ValueError as err:
-        raise ValueError(f"init: {err}") if not str(err).startswith("init") else err
+        if str(err).startswith("init"):
+            raise
+        raise ValueError(f"init: {err}") from err
 
 
 def data_size(data) -> int:

@@ -129,9 +129,7 @@ class Beta(Prior):
         object.__setattr__(self, "b", _positive("Beta b", self.b))
 
     def log_prob(self, x):
-        return jnp.sum(
-            special.xlogy(self.a - 1, x) + special.xlog1py(self.b - 1, -x) - special.betaln(self.a, self.b)
-        )
+        return jnp.sum(special.xlogy(self.a - 1, x) + special.xlog1py(self.b - 1, -x) - special.betaln(self.a, self.b))
 
 
 @dataclass(frozen=True)

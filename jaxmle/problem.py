@@ -9,8 +9,9 @@ data of the same shapes reuses the compiled code. ``solve`` is safe under ``jit`
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -19,11 +20,22 @@ import optax
 
 from . import solvers
 from .parameters import ParameterSpace
-from .solvers.derivatives import value_grad_hessian
 from .priors import Laplace
+from .solvers.derivatives import value_grad_hessian
 
 MAX_ITER = {"newton": 100, "lbfgs": 2000, "optax": 20000}
+#: float64 defaults: Newton's is on the decrement (a squared, objective-scale quantity),
+#: the others on the gradient; ``default_tol`` rescales them for float32
 TOL = {"newton": 1e-14, "lbfgs": 1e-10, "optax": 1e-8}
+
+
+def default_tol(kind: str, dtype) -> float:
+    """The default tolerance for a solver kind at a precision: float32's is larger by the
+    ratio of machine epsilons (Newton), or by its square root (gradient tests)."""
+    ratio = float(jnp.finfo(dtype).eps / jnp.finfo(jnp.float64).eps)
+    return TOL[kind] * (ratio if kind == "newton" else ratio**0.5)
+
+
 #: "auto" uses Newton up to this many free coordinates, L-BFGS above
 AUTO_NEWTON_MAX = 200
 
@@ -55,8 +67,7 @@ def resolve_method(method, m: int, has_l1: bool) -> tuple[str, Hashable]:
         name = method
     else:
         raise ValueError(
-            "method must be 'auto', 'newton', 'lbfgs', 'adam' or an optax.GradientTransformation, "
-            f"got {method!r}"
+            f"method must be 'auto', 'newton', 'lbfgs', 'adam' or an optax.GradientTransformation, got {method!r}"
         )
     if has_l1 and key[0] != "newton":
         raise ValueError(
@@ -117,9 +128,9 @@ class Problem:
         return cat(weights), cat(centres)
 
     # --- solving ----------------------------------------------------------------------
-    def strategy(self, smooth, total, l1_weight, l1_centre):
+    def strategy(self, smooth, total, l1_weight, l1_centre, dtype):
         kind, transform = self.solver
-        tol = self.tol if self.tol is not None else TOL["optax" if kind == "adam" else kind]
+        tol = self.tol if self.tol is not None else default_tol("optax" if kind == "adam" else kind, dtype)
         if kind == "newton":
             if self._has_l1():
                 return solvers.proximal_newton(smooth, l1_weight, l1_centre, tol)
@@ -146,7 +157,9 @@ class Problem:
         def total(u):
             return smooth(u) + jnp.sum(l1_weight * jnp.abs(u - l1_centre))
 
-        result = solvers.run(self.strategy(smooth, total, l1_weight, l1_centre), total, u0, self.default_max_iter())
+        result = solvers.run(
+            self.strategy(smooth, total, l1_weight, l1_centre, u0.dtype), total, u0, self.default_max_iter()
+        )
 
         x_leaves = space.u_to_x_leaves(result.u)
         z = space.x_leaves_to_z(x_leaves)

@@ -31,8 +31,7 @@ _MESSAGES = {
         "estimate at p = 0 or 1); the estimates are not MLEs"
     ),
     Status.LINE_SEARCH_FAILED: (
-        "no step improved the objective: the likelihood may be unbounded, or not finite "
-        "near the current point"
+        "no step improved the objective: the likelihood may be unbounded, or not finite near the current point"
     ),
     Status.NONFINITE: "the objective or its gradient became NaN or infinite during the fit",
     Status.INFORMATION_NOT_PD: (

@@ -3,7 +3,7 @@
 For the small systems of Newton steps (k up to a few hundred) these loops compile and
 batch well: they avoid LAPACK custom calls (whose first lowering costs a noticeable part
 of a one-off fit's time on the CPU) and vectorize across replicates under ``vmap`` on any
-device. """
+device."""
 
 from __future__ import annotations
 

@@ -83,6 +83,7 @@ def backtrack(objective, u, f, p, slope):
 
 def newton(objective, tol: float) -> Strategy:
     """Safeguarded Newton on a smooth ``objective`` (to be minimized)."""
+
     def init(u):
         return objective(u), ()
 

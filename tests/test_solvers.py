@@ -1,0 +1,70 @@
+"""Every solver reaches the same optimum; Newton survives poor starts."""
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import scipy.stats as ss
+
+import jaxmle as jm
+
+
+def logistic_problem(seed=0, n=500):
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([np.ones(n), rng.normal(size=(n, 3))])
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-X @ np.array([0.3, 1.0, -0.5, 0.2])))).astype(float)
+
+    def loglik(p, d):
+        eta = d["X"] @ p["beta"]
+        return d["y"] * eta - jnp.logaddexp(0.0, eta)
+
+    return loglik, {"X": X, "y": y}
+
+
+@pytest.mark.parametrize(
+    "method, rtol",
+    [("newton", 1e-10), ("lbfgs", 1e-7), ("adam", 1e-4), (optax.sgd(0.002, momentum=0.9), 1e-4)],
+    ids=["newton", "lbfgs", "adam", "optax-sgd"],
+)
+def test_methods_agree(method, rtol):
+    loglik, data = logistic_problem()
+    ref = jm.fit(loglik, {"beta": np.zeros(4)}, data, method="newton")
+    res = jm.fit(loglik, {"beta": np.zeros(4)}, data, method=method, max_iter=50000)
+    assert res.converged, res.status
+    np.testing.assert_allclose(res.params["beta"], ref.params["beta"], rtol=rtol, atol=rtol)
+    # inference is computed at the optimum the same way whatever the solver
+    np.testing.assert_allclose(res.se["beta"], ref.se["beta"], rtol=max(rtol * 100, 1e-6))
+
+
+def test_weibull_from_a_poor_start_reaches_scipys_fit():
+    x = np.random.default_rng(1).weibull(2.5, size=300) * 3.0
+
+    def loglik(p, d):
+        k, lam = p["k"], p["lam"]
+        return jnp.log(k / lam) + (k - 1) * jnp.log(d / lam) - (d / lam) ** k
+
+    res = jm.fit(loglik, {"k": 0.1, "lam": 100.0}, x, constraints={"k": jm.positive, "lam": jm.positive})
+    k, _, lam = ss.weibull_min.fit(x, floc=0)
+    assert res.converged
+    # scipy's fit is itself accurate to about 1e-5; check jaxmle's gradient is at round-off
+    np.testing.assert_allclose([res.params["k"], res.params["lam"]], [k, lam], rtol=1e-4)
+    assert res.grad_norm < 1e-8
+
+
+def test_badly_scaled_nearly_collinear_regression_from_zeros():
+    # a Longley-like design: large, nearly collinear columns; OLS by QR as the reference
+    rng = np.random.default_rng(2)
+    n = 40
+    t = np.arange(n, dtype=float)
+    trend = 1e3 * (t + 1947)
+    X = np.column_stack([np.ones(n), trend, trend + 1e3 * rng.normal(size=n), 1e-3 * rng.normal(size=n)])
+    y = X @ np.array([5.0, 1e-3, -1e-3, 2e3]) + rng.normal(size=n)
+    Q, R = np.linalg.qr(X)
+    beta = np.linalg.solve(R, Q.T @ y)
+    res = jm.fit(lambda p, d: jm_norm(d["y"], d["X"] @ p["b"]), {"b": np.zeros(4)}, {"X": X, "y": y})
+    assert res.converged and res.condition_number > 1e6
+    np.testing.assert_allclose(res.params["b"], beta, rtol=1e-8)
+
+
+def jm_norm(y, mean):
+    return -0.5 * (y - mean) ** 2 - 0.5 * np.log(2 * np.pi)
