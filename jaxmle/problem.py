@@ -151,8 +151,10 @@ class Problem:
         space = self.space
         l1_weight, l1_centre = self.l1(u0.dtype)
 
+        neg_logpost = _neg_logpost_u(self)
+
         def smooth(u):
-            return -self.logpost_smooth(space.u_to_x_leaves(u), fixed_leaves, data)
+            return neg_logpost(u, fixed_leaves, data)
 
         def total(u):
             return smooth(u) + jnp.sum(l1_weight * jnp.abs(u - l1_centre))
@@ -164,8 +166,10 @@ class Problem:
         x_leaves = space.u_to_x_leaves(result.u)
         z = space.x_leaves_to_z(x_leaves)
 
+        logpost_in_z = _logpost_z(self)
+
         def logpost_z(z):
-            return self.logpost_smooth(space.z_to_x_leaves(z), fixed_leaves, data)
+            return logpost_in_z(z, fixed_leaves, data)
 
         at_kink_z = (l1_weight > 0) & (result.u == l1_centre)
         logpost_smooth, grad, hessian = value_grad_hessian(logpost_z, z)
@@ -198,6 +202,19 @@ class Problem:
 QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
 #: data at or below this many elements counts as small
 QUICK_COMPILE_MAX_ELEMENTS = 1_000_000
+
+
+@functools.lru_cache(maxsize=128)
+def _neg_logpost_u(problem: Problem):
+    """-(smooth log-posterior) as a function of u, jitted so that a solve traces the user's
+    log-likelihood once for all the places that evaluate or differentiate it."""
+    return jax.jit(lambda u, fixed, data: -problem.logpost_smooth(problem.space.u_to_x_leaves(u), fixed, data))
+
+
+@functools.lru_cache(maxsize=128)
+def _logpost_z(problem: Problem):
+    """The smooth log-posterior in the inference coordinates z, jitted (see above)."""
+    return jax.jit(lambda z, fixed, data: problem.logpost_smooth(problem.space.z_to_x_leaves(z), fixed, data))
 
 
 @functools.lru_cache(maxsize=128)
