@@ -105,8 +105,11 @@ class LaplaceApproximation:
     def sample_flat(self, key, n: int) -> np.ndarray:
         """Draws of the free parameters as an (n, k) array in the order of ``names``."""
         draws = self.sample(key, n)
-        flat = [np.asarray(v).reshape(n, -1) for v, leaf in
-                zip(jax.tree_util.tree_leaves(draws), self._space.leaves) if not leaf.fixed]
+        flat = [
+            np.asarray(v).reshape(n, -1)
+            for v, leaf in zip(jax.tree_util.tree_leaves(draws), self._space.leaves, strict=False)
+            if not leaf.fixed
+        ]
         return np.concatenate(flat, axis=1)
 
     def plot(self, key=None, n: int = 4000, axes=None):
@@ -122,8 +125,9 @@ def laplace(res) -> LaplaceApproximation:
     if prep is None:
         raise ValueError("this FitResult carries no problem (it was not made by jm.fit)")
     if any(type(p).__name__ == "Laplace" for _, p in prep.problem.priors):
-        raise ValueError("laplace: a Laplace (L1) prior has a kink at its centre, where no Gaussian approximation "
-                         "is defined")
+        raise ValueError(
+            "laplace: a Laplace (L1) prior has a kink at its centre, where no Gaussian approximation is defined"
+        )
     problem = _posterior_problem(prep.problem)
     with _precision.context(prep.dtype):
         data = {"data": prep.data, "fixed": prep.fixed_leaves}
@@ -133,8 +137,10 @@ def laplace(res) -> LaplaceApproximation:
         raise ValueError(f"laplace: the mode of the posterior of u was not found: {Status(int(raw.status)).message}")
     inf = observed_inference(raw.information_z, None, np.zeros(len(raw.u), bool))
     if not bool(inf.positive_definite):
-        raise ValueError("laplace: the posterior's curvature at its mode is not positive definite, so there is no "
-                         "Gaussian approximation")
+        raise ValueError(
+            "laplace: the posterior's curvature at its mode is not positive definite, so there is no "
+            "Gaussian approximation"
+        )
     space = prep.problem.space
     fixed = [np.asarray(v) for v in prep.fixed_leaves]
     with _precision.context(prep.dtype):

@@ -48,8 +48,10 @@ def lr_test(restricted: FitResult, full: FitResult) -> LRTest:
         if res.has_prior:
             raise ValueError(f"{arg} is a MAP fit (it has a prior): the likelihood-ratio test compares MLEs")
     if not _same_data(restricted, full):
-        raise ValueError("restricted and full were not fitted to the same data arrays (pass the data to jm.fit): a "
-                         "likelihood-ratio test needs the same data")
+        raise ValueError(
+            "restricted and full were not fitted to the same data arrays (pass the data to jm.fit): a "
+            "likelihood-ratio test needs the same data"
+        )
     df = full.df - restricted.df
     if df < 1:
         raise ValueError(f"full must have more free parameters than restricted (got df {full.df} and {restricted.df})")

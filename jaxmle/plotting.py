@@ -30,7 +30,8 @@ def plot_profile(profile, ax=None):
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
     x, lp = profile.grid, profile.loglik
-    ax.plot(x, lp, color="C0", lw=2, label="profile log-likelihood")
+    what = "profile log-posterior" if profile.of_posterior else "profile log-likelihood"
+    ax.plot(x, lp, color="C0", lw=2, label=what)
     lo_w, hi_w = profile.wald
     half = (hi_w - lo_w) / 2.0
     if np.isfinite(half) and half > 0:
@@ -43,15 +44,16 @@ def plot_profile(profile, ax=None):
         left = lo if np.isfinite(lo) else x.min()
         right = hi if np.isfinite(hi) else x.max()
         ax.axvspan(left, right, color="C0", alpha=0.12, label=f"{100 * profile.level:g}% profile interval")
-        for end, is_open in zip((lo, hi), profile.open):
+        for end, is_open in zip((lo, hi), profile.open, strict=False):
             if np.isfinite(end):
                 ax.axvline(end, color="C0", lw=1, ls="-" if not is_open else "-.")
     ax.plot([profile.estimate], [profile.loglik_max], "o", color="k", ms=4, label="estimate")
     span = profile.loglik_max - profile.threshold
     ax.set_ylim(profile.loglik_max - 3.0 * span, profile.loglik_max + 0.3 * span)
     ax.set_xlabel(profile.name)
-    ax.set_ylabel("profile log-likelihood")
-    title = f"{profile.name}: [{lo:.4g}, {hi:.4g}]"
+    ax.set_ylabel(what)
+    ends = [f"{v:.4g}" + (" (open)" if o else "") for v, o in zip((lo, hi), profile.open, strict=True)]
+    title = f"{profile.name}: [{ends[0]}, {ends[1]}]"
     if profile.better_fit is not None:
         title += "  (a better fit was found)"
     ax.set_title(title)

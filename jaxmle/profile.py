@@ -25,6 +25,7 @@ import functools
 import math
 import warnings
 from dataclasses import dataclass, field
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -142,16 +143,25 @@ class _Objective:
         pad = lambda a: np.concatenate([a, np.repeat(a[-1:], _bucket(count) - count, axis=0)])  # noqa: E731
         with _precision.context(dtype):
             fn = _batched_solve(self.problem, held.shape[1])
-            data = {"data": self.prep.data, "fixed": self.prep.fixed_leaves,
-                    "held": jnp.asarray(pad(held), jnp.int32), "value": jnp.asarray(pad(value), dtype)}
+            data = {
+                "data": self.prep.data,
+                "fixed": self.prep.fixed_leaves,
+                "held": jnp.asarray(pad(held), jnp.int32),
+                "value": jnp.asarray(pad(value), dtype),
+            }
             out = fn(jnp.asarray(pad(rest0), dtype), data)
             lp, rest, status = (np.asarray(v)[:count] for v in out)
         lp = np.where(np.isfinite(lp), lp, -np.inf)
         tol = 1e-6 + 1e-10 * abs(self.l_hat)
         top = int(np.argmax(lp))
         if lp[top] > max(self.best[0], self.l_hat + tol):
-            u = np.insert(rest[top], [int(h) - i for i, h in enumerate(np.sort(held[top]))],
-                          value[top][np.argsort(held[top])]) if rest.shape[1] else value[top][np.argsort(held[top])]
+            u = (
+                np.insert(
+                    rest[top], [int(h) - i for i, h in enumerate(np.sort(held[top]))], value[top][np.argsort(held[top])]
+                )
+                if rest.shape[1]
+                else value[top][np.argsort(held[top])]
+            )
             self.best = (float(lp[top]), u)
         return lp, rest, status == Status.CONVERGED
 
@@ -174,8 +184,10 @@ class _Objective:
         return to_result(raw, prep, self.res.nobs, cov_type=self.res.cov_type)
 
     def better_message(self, better: FitResult) -> str:
-        return (f"profiling found log-likelihood {self.best[0]:.10g} above the fit's {self.l_hat:.10g}: the fit is "
-                f"not the maximum. The fit refined from that point has {better.loglik:.10g}; profile that one.")
+        return (
+            f"profiling found log-likelihood {self.best[0]:.10g} above the fit's {self.l_hat:.10g}: the fit is "
+            f"not the maximum. The fit refined from that point has {better.loglik:.10g}; profile that one."
+        )
 
 
 def _bucket(count: int) -> int:
@@ -268,7 +280,7 @@ def _endpoints(obj: _Objective, coords: list[_Coord], q: float) -> _Endpoints:
             break
         lp, new_rest, _ = obj(held, trial[:, None], rest)
         f = f_of(lp)
-        x_trial = np.array([c.to_x(t) for (c, _), t in zip(lanes, trial)])
+        x_trial = np.array([c.to_x(t) for (c, _), t in zip(lanes, trial, strict=False)])
         bounds = np.array([(c.constraint.lower, c.constraint.upper) for c, _ in lanes])
         at_bound = ~np.isfinite(x_trial) | np.any(x_trial[:, None] == bounds, axis=1)
         reach = np.where(active, trial, reach)
@@ -303,14 +315,14 @@ def _endpoints(obj: _Objective, coords: list[_Coord], q: float) -> _Endpoints:
         a, fa = np.where(go_a, c_u, a), np.where(go_a, fc, fa)
         b, fb = np.where(go_b, c_u, b), np.where(go_b, fc, fb)
         side = np.where(go_a, -1, np.where(go_b, 1, side))
-        xa = np.array([c.to_x(v) for (c, _), v in zip(lanes, a)])
-        xb = np.array([c.to_x(v) for (c, _), v in zip(lanes, b)])
+        xa = np.array([c.to_x(v) for (c, _), v in zip(lanes, a, strict=False)])
+        xb = np.array([c.to_x(v) for (c, _), v in zip(lanes, b, strict=False)])
         close = np.abs(xb - xa) <= RTOL * np.maximum(np.abs(xa), 1e-300) + 1e-300
         done = live & (close | (np.abs(fc) < 1e-13))
         reliable = np.where(done, ok, reliable)
         found |= done
     reliable &= found
-    x_end = np.array([c.to_x(v) for (c, _), v in zip(lanes, c_u)])
+    x_end = np.array([c.to_x(v) for (c, _), v in zip(lanes, c_u, strict=False)])
     bound = np.array([c.constraint.lower if s < 0 else c.constraint.upper for c, s in lanes])
     x_end = np.where(is_open, bound, x_end)
     u_reach = np.where(is_open, reach, np.where(bracketed, b, c_u)).reshape(n, 2)
@@ -340,6 +352,7 @@ class Profile:
     wald: tuple[float, float]
     better_fit: FitResult | None = None
     notes: list[str] = field(default_factory=list)
+    of_posterior: bool = False  # a MAP fit: the profile is of the log-posterior
 
     @property
     def threshold(self) -> float:
@@ -395,11 +408,19 @@ def _warn_ends(names, ends: _Endpoints, level):
         for j, which in enumerate(("lower", "upper")):
             if [ends.open_lower, ends.open_upper][j][i]:
                 bound = [ends.lower, ends.upper][j][i]
-                warnings.warn(f"the {level:g} profile interval of {name} is open at its {which} end: the profile "
-                              f"stays above the threshold all the way to {bound:g}", ProfileWarning, stacklevel=3)
+                warnings.warn(
+                    f"the {level:g} profile interval of {name} is open at its {which} end: the profile "
+                    f"stays above the threshold all the way to {bound:g}",
+                    ProfileWarning,
+                    stacklevel=3,
+                )
             elif not ends.reliable[i, j]:
-                warnings.warn(f"the {which} profile endpoint of {name} is unreliable: the re-optimization or the "
-                              "root search did not converge there", ProfileWarning, stacklevel=3)
+                warnings.warn(
+                    f"the {which} profile endpoint of {name} is unreliable: the re-optimization or the "
+                    "root search did not converge there",
+                    ProfileWarning,
+                    stacklevel=3,
+                )
 
 
 def profile_conf_int(res: FitResult, level: float = 0.95):
@@ -416,9 +437,24 @@ def profile_conf_int(res: FitResult, level: float = 0.95):
     space = res._space
     lower = space.x_flat_to_leaves(ends.lower)
     upper = space.x_flat_to_leaves(ends.upper)
-    free = [np.stack([np.asarray(lo), np.asarray(hi)], axis=-1) for lo, hi in zip(lower, upper)]
+    free = [np.stack([np.asarray(lo), np.asarray(hi)], axis=-1) for lo, hi in zip(lower, upper, strict=False)]
     fixed = [np.stack([np.asarray(v), np.asarray(v)], axis=-1) for v in res._fixed_leaves]
     return space.assemble(free, fixed)
+
+
+def _axis(coord: _Coord, x_hat: float, ends: _Endpoints, i: int, margin: float, n: int) -> np.ndarray:
+    """``n`` points on the parameter's own scale spanning interval ``i`` of ``ends`` with a
+    relative ``margin``, strictly inside the parameter's bounds (an open end reaches to
+    within 0.1% of the bound, or as far as the search went)."""
+    lo_b, hi_b = coord.constraint.lower, coord.constraint.upper
+    lo = coord.to_x(ends.u_reach[i, 0]) if ends.open_lower[i] else ends.lower[i]
+    hi = coord.to_x(ends.u_reach[i, 1]) if ends.open_upper[i] else ends.upper[i]
+    lo, hi = lo - margin * (x_hat - lo), hi + margin * (hi - x_hat)
+    if math.isfinite(lo_b):
+        lo = max(lo, lo_b + 1e-3 * (x_hat - lo_b))
+    if math.isfinite(hi_b):
+        hi = min(hi, hi_b - 1e-3 * (hi_b - x_hat))
+    return np.linspace(lo, hi, n)
 
 
 def profile(res: FitResult, name: str, level: float = 0.95, n: int = 41) -> Profile:
@@ -428,21 +464,14 @@ def profile(res: FitResult, name: str, level: float = 0.95, n: int = 41) -> Prof
     (coord,) = _coords(res, [name])
     obj = _Objective(res)
     ends = _endpoints(obj, [coord], chi2_quantile(level, 1))
-    lo_u, hi_u = (coord.to_u(v) if not o else r
-                  for v, o, r in zip((ends.lower[0], ends.upper[0]), (ends.open_lower[0], ends.open_upper[0]),
-                                     ends.u_reach[0]))
-    u_hat = obj.u_hat[coord.index]
-    margin = 0.3
-    grid_u = np.linspace(lo_u - margin * (u_hat - lo_u), hi_u + margin * (hi_u - u_hat), n)
-    grid_u = np.sort(np.append(grid_u, u_hat))
-    held = np.full((len(grid_u), 1), coord.index)
-    rest = np.tile(obj.rest_hat(held[0]), (len(grid_u), 1))
-    lp, _, _ = obj(held, grid_u[:, None], rest)
-    grid = coord.to_x(grid_u)
+    x_hat = float(res._x[coord.index])
+    grid = np.sort(np.append(_axis(coord, x_hat, ends, 0, 0.3, n), x_hat))
+    held = np.full((len(grid), 1), coord.index)
+    rest = np.tile(obj.rest_hat(held[0]), (len(grid), 1))
+    lp, _, _ = obj(held, coord.to_u(grid)[:, None], rest)
     keep = np.isfinite(grid)
     better = obj.better_fit()
     notes = []
-    x_hat = float(res._x[coord.index])
     se = float(np.sqrt(res.cov[coord.index, coord.index]))
     zq = normal_quantile(0.5 + level / 2.0)
     interval = (float(ends.lower[0]), float(ends.upper[0]))
@@ -453,10 +482,19 @@ def profile(res: FitResult, name: str, level: float = 0.95, n: int = 41) -> Prof
     else:
         _warn_ends([name], ends, level)
     return Profile(
-        name=name, estimate=x_hat, level=level, grid=grid[keep], loglik=lp[keep], loglik_max=obj.l_hat,
-        interval=interval, open=(bool(ends.open_lower[0]), bool(ends.open_upper[0])),
+        name=name,
+        estimate=x_hat,
+        level=level,
+        grid=grid[keep],
+        loglik=lp[keep],
+        loglik_max=obj.l_hat,
+        interval=interval,
+        open=(bool(ends.open_lower[0]), bool(ends.open_upper[0])),
         reliable=(bool(ends.reliable[0, 0]), bool(ends.reliable[0, 1])),
-        wald=(x_hat - zq * se, x_hat + zq * se), better_fit=better, notes=notes,
+        wald=(x_hat - zq * se, x_hat + zq * se),
+        better_fit=better,
+        notes=notes,
+        of_posterior=res.has_prior,
     )
 
 
@@ -473,13 +511,8 @@ def region(res: FitResult, a: str, b: str, level: float = 0.95, n: int = 41) -> 
     obj = _Objective(res)
     q2 = chi2_quantile(level, 2)
     ends = _endpoints(obj, coords, q2)
-    axes = []
-    for i, c in enumerate(coords):
-        lo = ends.u_reach[i, 0] if ends.open_lower[i] else c.to_u(ends.lower[i])
-        hi = ends.u_reach[i, 1] if ends.open_upper[i] else c.to_u(ends.upper[i])
-        pad = 0.15 * (hi - lo)
-        axes.append(np.linspace(lo - pad, hi + pad, n))
-    ua, ub = np.meshgrid(axes[0], axes[1], indexing="ij")
+    axes = [_axis(c, float(res._x[c.index]), ends, i, 0.15, n) for i, c in enumerate(coords)]
+    ua, ub = np.meshgrid(coords[0].to_u(axes[0]), coords[1].to_u(axes[1]), indexing="ij")
     values = np.stack([ua.ravel(), ub.ravel()], axis=1)
     held = np.tile([coords[0].index, coords[1].index], (len(values), 1))
     rest = np.tile(obj.rest_hat(held[0]), (len(values), 1))
@@ -490,7 +523,12 @@ def region(res: FitResult, a: str, b: str, level: float = 0.95, n: int = 41) -> 
         warnings.warn(obj.better_message(better) + " It is attached as .better_fit.", ProfileWarning, stacklevel=3)
     idx = [coords[0].index, coords[1].index]
     return Region(
-        names=(a, b), estimate=np.asarray(res._x)[idx], cov=np.asarray(res.cov)[np.ix_(idx, idx)], level=level,
-        grid_a=coords[0].to_x(axes[0]), grid_b=coords[1].to_x(axes[1]), deviance=deviance, better_fit=better,
+        names=(a, b),
+        estimate=np.asarray(res._x)[idx],
+        cov=np.asarray(res.cov)[np.ix_(idx, idx)],
+        level=level,
+        grid_a=axes[0],
+        grid_b=axes[1],
+        deviance=deviance,
+        better_fit=better,
     )
-

@@ -102,8 +102,9 @@ def test_better_fit_found_is_reported_and_offered():
     y = np.random.default_rng(4).normal(3.0, 1.5, size=40)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", jm.FitWarning)
-        res = jm.fit(norm_loglik, {"mu": 0.0, "sigma": 1.0}, y, constraints={"sigma": jm.positive},
-                     method="adam", max_iter=40)
+        res = jm.fit(
+            norm_loglik, {"mu": 0.0, "sigma": 1.0}, y, constraints={"sigma": jm.positive}, method="adam", max_iter=40
+        )
     assert not res.converged
     best = np.sum(stats.norm.logpdf(y, y.mean(), y.std()))
     with pytest.warns(jm.ProfileWarning, match="not the maximum"):
@@ -137,5 +138,9 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="method"):
         res.conf_int(method="bootstrap")
     with pytest.raises(ValueError, match="simplex"):
-        jm.fit(lambda p, d: d @ jax.numpy.log(p["p"]), {"p": np.ones(3) / 3}, np.array([3.0, 1.0, 2.0]),
-               constraints={"p": jm.simplex}).profile("p[0]")
+        jm.fit(
+            lambda p, d: d @ jax.numpy.log(p["p"]),
+            {"p": np.ones(3) / 3},
+            np.array([3.0, 1.0, 2.0]),
+            constraints={"p": jm.simplex},
+        ).profile("p[0]")
