@@ -2,8 +2,8 @@
 
 With u the unconstrained coordinates and x = x(u) the user's parameters, the posterior
 density of u is p(u | y) ∝ exp(ℓ(x(u)) + log π(x(u))) |det ∂x/∂u|. Its Laplace
-approximation is N(û, H⁻¹): û the mode of that density (found by the fit's solver, started
-at the MAP estimate) and H = −∇² log p(u | y) at û. Draws of u mapped through x(u) respect
+approximation is N(û, H⁻¹): û the mode of that density (found by the "auto" method's
+solver, started at the MAP estimate) and H = −∇² log p(u | y) at û. Draws of u mapped through x(u) respect
 every constraint. For unconstrained parameters with a Normal likelihood of known variance
 and a Normal prior the posterior is Gaussian and the approximation is exact. Without a
 prior, π is flat in the user's parameterization.
@@ -26,7 +26,7 @@ from . import _precision
 from .constraints import Constraint
 from .inference import observed_inference
 from .parameters import ParameterSpace, build_space
-from .problem import Problem, compiled_solve
+from .problem import Problem, compiled_solve, resolve_method
 from .status import Status
 
 __all__ = ["LaplaceApproximation", "laplace", "log_abs_det_jacobian"]
@@ -67,8 +67,9 @@ class _PosteriorOfU:
 
 @functools.lru_cache(maxsize=64)
 def _posterior_problem(problem: Problem) -> Problem:
-    space, _ = build_space({"u": np.zeros(problem.space.m)}, {}, {})
-    return Problem(_PosteriorOfU(problem), space, (), None, problem.solver, problem.tol, problem.max_iter)
+    m = problem.space.m
+    space, _ = build_space({"u": np.zeros(m)}, {}, {})
+    return Problem(_PosteriorOfU(problem), space, (), None, resolve_method("auto", m, False)[1], None, None)
 
 
 @dataclass

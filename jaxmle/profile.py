@@ -39,7 +39,7 @@ from .status import Status
 
 __all__ = ["Profile", "Region", "ProfileWarning", "BetterFitFound", "profile", "region", "profile_conf_int"]
 
-#: relative tolerance of an endpoint on the parameter's scale
+#: relative tolerance of an endpoint on the parameter's scale (float64 fits)
 RTOL = 1e-9
 #: doublings of the Wald half-width tried before an interval is declared open
 MAX_DOUBLINGS = 12
@@ -262,6 +262,7 @@ def _endpoints(obj: _Objective, coords: list[_Coord], q: float) -> _Endpoints:
     step = np.where(np.isfinite(se) & (se > 0), math.sqrt(q) * se, 1.0)
     rest = np.stack([obj.rest_hat(h) for h in held])
     root_q = math.sqrt(q)
+    rtol = max(RTOL, 1e3 * float(np.finfo(obj.prep.dtype).eps))  # float32 fits: about 1e-4
 
     def f_of(lp):  # signed root deviance minus its target: < 0 inside, > 0 outside
         with np.errstate(invalid="ignore"):
@@ -317,7 +318,7 @@ def _endpoints(obj: _Objective, coords: list[_Coord], q: float) -> _Endpoints:
         side = np.where(go_a, -1, np.where(go_b, 1, side))
         xa = np.array([c.to_x(v) for (c, _), v in zip(lanes, a, strict=False)])
         xb = np.array([c.to_x(v) for (c, _), v in zip(lanes, b, strict=False)])
-        close = np.abs(xb - xa) <= RTOL * np.maximum(np.abs(xa), 1e-300) + 1e-300
+        close = np.abs(xb - xa) <= rtol * np.maximum(np.abs(xa), 1e-300) + 1e-300
         done = live & (close | (np.abs(fc) < 1e-13))
         reliable = np.where(done, ok, reliable)
         found |= done
