@@ -13,6 +13,8 @@ from .constraints import (
     unit_interval,
 )
 from .fit import FitError, FitWarning, fit
+from .lrtest import LRTest, lr_test
+from .profile import BetterFitFound, ProfileWarning
 from .results import FitResult
 from .status import Status
 
@@ -24,6 +26,10 @@ __all__ = [
     "FitError",
     "FitWarning",
     "Status",
+    "lr_test",
+    "LRTest",
+    "ProfileWarning",
+    "BetterFitFound",
     "priors",
     "models",
     "Constraint",

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _precision, models, validation
+from . import _precision, covariance, models, validation
 from .inference import Inference, observed_inference
 from .parameters import ParameterSpace
 from .problem import QUICK_COMPILE_MAX_ELEMENTS, Problem, RawFit, compiled_loglik, compiled_solve, resolve_method
@@ -119,6 +119,7 @@ def fit(
     max_iter=None,
     dtype=None,
     throw=False,
+    cov_type="observed",
 ) -> FitResult:
     """Maximize ``sum(loglik(params, data)) + log_prior(params)`` over ``params``.
 
@@ -129,7 +130,13 @@ def fit(
     observation. Without a prior this is the MLE; with one, the posterior mode in the
     user's parameterization. Runs in float64 unless ``dtype=jnp.float32``. A fit that does
     not converge cleanly warns (``FitWarning``), or raises ``FitError`` with ``throw=True``.
+
+    ``cov_type`` picks the covariance behind ``se`` and ``cov``: ``"observed"`` (inverse
+    observed information), ``"robust"`` (Huber–White sandwich), ``"opg"`` (outer product
+    of per-observation scores) or ``"expected"`` (inverse Fisher information of a built-in
+    model); see ``jaxmle.covariance``.
     """
+    model = loglik if isinstance(loglik, models.Model) else None
     prep = prepare(
         loglik,
         init,
@@ -143,13 +150,14 @@ def fit(
         max_iter=max_iter,
         dtype=dtype,
     )
+    covariance.check(cov_type, prep, model)
     nobs = check_at_start(prep, prep.data)
     with _precision.context(prep.dtype):
         quick = data_size(prep.data) <= QUICK_COMPILE_MAX_ELEMENTS
         solve = compiled_solve(prep.problem, quick=quick)
         raw = solve(jnp.asarray(prep.u0, prep.dtype), prep.fixed_leaves, prep.data)
         raw = jax.tree_util.tree_map(np.asarray, raw)
-    result = to_result(raw, prep, nobs)
+    result = to_result(raw, prep, nobs, cov_type=cov_type, model=model)
     if result.status != Status.CONVERGED:
         text = f"fit did not converge cleanly: {result.status.name}: {result.status.message}"
         if result.notes:
@@ -160,7 +168,7 @@ def fit(
     return result
 
 
-def to_result(raw: RawFit, prep: Prepared, nobs: int | None) -> FitResult:
+def to_result(raw: RawFit, prep: Prepared, nobs: int | None, cov_type: str = "observed", model=None) -> FitResult:
     """The host-side FitResult from one (unbatched) RawFit."""
     space = prep.problem.space
     inf = observed_inference(raw.information_z, raw.jacobian, raw.at_kink_z)
@@ -168,6 +176,9 @@ def to_result(raw: RawFit, prep: Prepared, nobs: int | None) -> FitResult:
     status = Status(int(status))
     fixed_np = [np.asarray(v) for v in prep.fixed_leaves]
     params = space.assemble([np.asarray(v) for v in space.x_flat_to_leaves(raw.x)], fixed_np)
+    expected = covariance.expected_information(model, params, nobs, space, prep.dtype)
+    if cov_type != "observed":
+        inf = covariance.replace(inf, cov_type, raw, prep, expected)
     se = space.assemble(space.x_flat_to_leaves(inf.se), [np.zeros_like(v) for v in fixed_np])
     return FitResult(
         params=params,
@@ -188,9 +199,13 @@ def to_result(raw: RawFit, prep: Prepared, nobs: int | None) -> FitResult:
         condition_number=float(inf.condition_number),
         has_prior=prep.problem.has_prior,
         notes=diagnostic_notes(space.names, inf),
+        cov_type=cov_type,
+        expected_information=expected,
         _space=space,
         _fixed_leaves=fixed_np,
         _x=raw.x,
+        _prep=prep,
+        _u=np.asarray(raw.u),
     )
 
 

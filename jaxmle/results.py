@@ -62,9 +62,14 @@ class FitResult:
     condition_number: float
     has_prior: bool
     notes: list[str] = field(default_factory=list)
+    cov_type: str = "observed"
+    #: expected (Fisher) information n·I₁(θ̂) where a built-in model provides it, else None
+    expected_information: np.ndarray | None = None
     _space: ParameterSpace | None = field(default=None, repr=False)
     _fixed_leaves: list | None = field(default=None, repr=False)
     _x: np.ndarray | None = field(default=None, repr=False)
+    _prep: Any = field(default=None, repr=False)  # the validated problem and data, for profiling
+    _u: np.ndarray | None = field(default=None, repr=False)  # the optimum in unconstrained coordinates
 
     # --- information criteria -------------------------------------------------------
     @property
@@ -81,21 +86,48 @@ class FitResult:
 
     @property
     def message(self) -> str:
-        return self.status.message
+        """The status message, followed by the diagnostic notes (e.g. which combination
+        of parameters the data do not identify)."""
+        return "; ".join([self.status.message] + self.notes)
 
     # --- intervals and derived quantities --------------------------------------------
     def conf_int(self, level: float = 0.95, method: str = "wald"):
         """Confidence intervals as a pytree like ``params`` whose leaves carry a trailing
-        axis of 2 (lower, upper). Wald: estimate ± z_(1+level)/2 · SE. A fixed parameter
-        gets the degenerate interval [value, value]."""
+        axis of 2 (lower, upper). Wald: estimate ± z_(1+level)/2 · SE. Profile: the set where
+        2(ℓ̂ − ℓ_p(θ)) ≤ χ²₁(level), see ``jaxmle.profile``. A fixed parameter gets the
+        degenerate interval [value, value]."""
+        if method == "profile":
+            from .profile import profile_conf_int
+
+            return profile_conf_int(self, level)
         if method != "wald":
-            raise ValueError(f"method must be 'wald', got {method!r}")
+            raise ValueError(f"method must be 'wald' or 'profile', got {method!r}")
         q = normal_quantile(0.5 + level / 2.0)
         return jax.tree_util.tree_map(
             lambda p, s: np.stack([np.asarray(p) - q * np.asarray(s), np.asarray(p) + q * np.asarray(s)], axis=-1),
             self.params,
             self.se,
         )
+
+    def profile(self, name: str, level: float = 0.95, n: int = 41):
+        """The profile log-likelihood of parameter ``name`` (e.g. ``"beta[1]"``): a
+        ``jaxmle.profile.Profile`` with its grid, values, interval and ``plot()``."""
+        from .profile import profile
+
+        return profile(self, name, level, n)
+
+    def region(self, a: str, b: str, level: float = 0.95, n: int = 41):
+        """The joint confidence region of two parameters: profile deviance on a grid and
+        the Wald ellipse (a ``jaxmle.profile.Region`` with ``plot()``)."""
+        from .profile import region
+
+        return region(self, a, b, level, n)
+
+    def laplace(self):
+        """The Laplace approximation of the posterior (``jaxmle.laplace.LaplaceApproximation``)."""
+        from .laplace import laplace
+
+        return laplace(self)
 
     def delta(self, fn: Callable):
         """Value and delta-method SE of ``fn(params)``: Var = J cov Jᵀ, J by autodiff.
@@ -137,6 +169,8 @@ class FitResult:
             f"iterations: {self.n_iter}    max|grad|: {self.grad_norm:.2e}",
             f"information: {pd}, condition number {self.condition_number:.3g}",
         ]
+        if self.cov_type != "observed":
+            lines.append(f"covariance: {self.cov_type}")
         if self.status != Status.CONVERGED:
             lines.append(f"warning: {self.status.message}")
         return lines + [f"note: {n}" for n in self.notes]
