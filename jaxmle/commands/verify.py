@@ -153,7 +153,7 @@ def _se_rows(entry, model, res, nobs, X=None, tol=TOL) -> list[Row]:
     fitted = np.array([v for _, v in _flat(res.se)])
     return [
         Row(entry, f"se({name})", float(e), float(f), _rel(float(f), float(e)), tol, 0.0, bool(res.converged))
-        for name, e, f in zip(res.names, expected, fitted)
+        for name, e, f in zip(res.names, expected, fitted, strict=True)
     ]
 
 
