@@ -1,6 +1,6 @@
 """jaxmle: maximum likelihood, MAP and Laplace inference for any JAX log-density."""
 
-from . import models, priors
+from . import closed_form, models, priors
 from .constraints import (
     Constraint,
     greater_than,
@@ -26,6 +26,7 @@ __all__ = [
     "Status",
     "priors",
     "models",
+    "closed_form",
     "Constraint",
     "real",
     "positive",
