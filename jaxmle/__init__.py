@@ -1,6 +1,6 @@
 """jaxmle: maximum likelihood, MAP and Laplace inference for any JAX log-density."""
 
-from . import models, priors
+from . import closed_form, models, priors
 from .constraints import (
     Constraint,
     greater_than,
@@ -32,6 +32,7 @@ __all__ = [
     "BetterFitFound",
     "priors",
     "models",
+    "closed_form",
     "Constraint",
     "real",
     "positive",

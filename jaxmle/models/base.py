@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _precision
 
 
 class Model:
@@ -17,11 +23,19 @@ class Model:
     - ``simulate(key, params, n)``: data of size ``n`` in the form ``loglik`` takes;
     - ``mle(data)``: the closed-form MLE as a params dict (ValueError where none exists);
     - ``fisher_information(params)``: expected information per observation, k×k, in the
-      order of the fit's ``names``.
+      order of the fit's ``names``; ``asymptotic_cov(params)`` is its (pseudo-)inverse, the
+      per-observation covariance of the MLE (the Cramér–Rao bound times n).
+
+    ``loglik`` and ``simulate`` are pure JAX (jit and vmap safe; float64 inside
+    ``jax.enable_x64``); ``init``, ``mle``, ``fisher_information`` and ``check_data`` run on
+    the host and return NumPy float64.
     """
 
     name: str = "model"
-    constraints: Any = None
+
+    @property
+    def constraints(self) -> dict:
+        return {}
 
     def loglik(self, params, data):
         raise NotImplementedError
@@ -33,10 +47,34 @@ class Model:
         raise NotImplementedError
 
     def mle(self, data):
-        raise ValueError(f"{self.name}: no closed-form MLE; use jm.fit")
+        raise ValueError(f"{self.name}: no closed-form MLE exists; fit it with jm.fit(model, data)")
 
-    def fisher_information(self, params):
-        raise NotImplementedError
+    def check_data(self, data) -> None:
+        """Raise ValueError (naming ``data``) when ``data`` is outside the model's support."""
+
+    def fisher_information(self, params) -> np.ndarray:
+        with _precision.context(np.float64):
+            params = jax.tree_util.tree_map(lambda v: jnp.asarray(v, jnp.float64), params)
+            return np.asarray(self._information(params), dtype=np.float64)
+
+    def asymptotic_cov(self, params) -> np.ndarray:
+        """Per-observation asymptotic covariance of the MLE: the pseudo-inverse of the
+        expected information (the inverse wherever it is non-singular)."""
+        return np.linalg.pinv(self.fisher_information(params), hermitian=True)
+
+    def _information(self, params):
+        raise NotImplementedError(f"{self.name}: no analytic Fisher information")
+
+
+@dataclass(frozen=True)
+class ModelLoglik:
+    """A model's log-likelihood as a hashable callable: equal models give equal functions,
+    so compiled fits are reused (a bound method compares by the identity of its object)."""
+
+    model: Model
+
+    def __call__(self, params, data):
+        return self.model.loglik(params, data)
 
 
 def resolve(loglik, init, data, constraints):
@@ -50,8 +88,11 @@ def resolve(loglik, init, data, constraints):
     model = loglik
     if data is None:
         data, init = init, None
+    if data is None:
+        raise ValueError(f"data: {model.name} needs data, got None")
+    model.check_data(data)
     if init is None:
         init = model.init(data)
-    merged = dict(model.constraints or {})
+    merged = dict(model.constraints)
     merged.update(constraints or {})
-    return model.loglik, init, data, merged
+    return ModelLoglik(model), init, data, merged

@@ -1,0 +1,53 @@
+"""`jaxmle verify` end to end: every row passes, the options work, a miss exits non-zero."""
+
+import json
+
+import pytest
+
+from jaxmle import cli
+from jaxmle.commands import verify
+
+
+def test_verify_passes_every_row(capsys):
+    assert cli.main(["verify", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["passed"] and out["n_failed"] == 0
+    entries = {r["entry"] for r in out["rows"]}
+    assert entries == set(verify.ENTRIES)
+    quantities = {(r["entry"], r["quantity"]) for r in out["rows"]}
+    assert ("lasso", "beta[1]") in quantities and ("logistic_regression", "IRLS beta[0]") in quantities
+    lasso_zeros = [r for r in out["rows"] if r["entry"] == "lasso" and r["closed_form"] == 0.0]
+    assert lasso_zeros and all(r["jaxmle"] == 0.0 for r in lasso_zeros)  # exact zeros, not 1e-9
+    for r in out["rows"]:
+        assert r["ok"] and r["rel_error"] <= r["tol"]
+        assert r["tol"] == 1e-8 or r["entry"] == "weibull"
+
+
+def test_table_and_only(capsys):
+    assert cli.main(["verify", "--only", "poisson"]) == 0
+    text = capsys.readouterr().out
+    assert "closed form" in text and "se(rate)" in text and "2 checks, all passed" in text
+
+
+def test_unknown_entry(capsys):
+    assert cli.main(["verify", "--only", "nope"]) == 2
+    assert "unknown entry" in capsys.readouterr().err
+
+
+def test_a_miss_exits_nonzero(monkeypatch, capsys):
+    monkeypatch.setattr(verify, "_rel", lambda value, reference: 1.0)
+    assert cli.main(["verify", "--only", "exponential"]) == 1
+    assert "MISS" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("beta", [[0.5, 1.0], [-1.0, 0.2, 0.3]])
+def test_irls_reference_matches_statsmodels(beta):
+    import numpy as np
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(4)
+    X = np.column_stack([np.ones(300), rng.normal(size=(300, len(beta) - 1))])
+    y = (rng.uniform(size=300) < 1 / (1 + np.exp(-X @ beta))).astype(float)
+    ref = sm.Logit(y, X).fit(disp=0, tol=1e-12).params
+    got = verify.irls(X, y, verify._sigmoid, lambda e: verify._sigmoid(e) * (1 - verify._sigmoid(e)))
+    np.testing.assert_allclose(got, ref, rtol=1e-7)
