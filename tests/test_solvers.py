@@ -1,5 +1,7 @@
 """Every solver reaches the same optimum; Newton survives poor starts."""
 
+import warnings
+
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -68,3 +70,19 @@ def test_badly_scaled_nearly_collinear_regression_from_zeros():
 
 def jm_norm(y, mean):
     return -0.5 * (y - mean) ** 2 - 0.5 * np.log(2 * np.pi)
+
+
+@pytest.mark.parametrize("eps", [1e-4, 1e-5, 1e-6])
+def test_nearly_singular_quadratic_converges_in_a_few_newton_steps(eps):
+    # condition numbers 1e8 to 1e12: Newton must stay Newton (no pivot modification)
+    rng = np.random.default_rng(3)
+    X = np.column_stack([np.ones(100), rng.normal(size=100)])
+    X = np.column_stack([X, X[:, 1] + eps * rng.normal(size=100)])
+    y = X @ np.array([1.0, 2.0, 3.0]) + rng.normal(size=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", jm.FitWarning)
+        res = jm.fit(lambda p, d: jm_norm(d["y"], d["X"] @ p["b"]), {"b": np.zeros(3)}, {"X": X, "y": y})
+    assert res.converged and res.n_iter <= 5
+    ols = np.linalg.lstsq(X, y, rcond=None)[0]
+    # both solutions carry the forward error of an ill-conditioned solve, about cond * eps
+    np.testing.assert_allclose(res.params["b"], ols, rtol=10 * res.condition_number * np.finfo(float).eps)

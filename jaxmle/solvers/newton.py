@@ -26,7 +26,7 @@ from .derivatives import value_grad_hessian
 from .driver import Step, Strategy
 from .linalg import cholesky_solve, modified_cholesky
 
-PIVOT_FLOOR = 1e-10
+PIVOT_FLOOR = 1e-14
 PIVOT_REPLACEMENT = 1e-3
 ARMIJO = 1e-4
 MAX_BACKTRACKS = 40
