@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .models import _checks
+
 __all__ = [
     "bernoulli_mle",
     "binomial_mle",
@@ -43,18 +45,11 @@ __all__ = [
 
 
 # --- argument checks -----------------------------------------------------------------
-def _vector(name, x, *, lower=None, integer=False, positive=False):
-    x = np.asarray(x, dtype=float)
-    if x.ndim != 1 or x.size == 0:
+def _vector(name, x, **checks):
+    """A non-empty 1-D float64 array, checked element-wise by the models' data checks."""
+    x = _checks.values(x, name, **checks)
+    if x.ndim != 1:
         raise ValueError(f"{name} must be a non-empty 1-D array, got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    if integer and np.any(x != np.round(x)):
-        raise ValueError(f"{name} must hold whole numbers")
-    if lower is not None and np.any(x < lower):
-        raise ValueError(f"{name} must be >= {lower:g}")
-    if positive and np.any(x <= 0):
-        raise ValueError(f"{name} must be > 0")
     return x
 
 

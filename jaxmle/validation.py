@@ -102,11 +102,13 @@ def check_data(data, where: str = "data") -> None:
                 raise ValueError(f"{label} contains {int(bad.sum())} NaN or infinite value(s)")
 
 
-def check_positive_int(argument: str, value, allow_none: bool = True):
+def check_positive_int(argument: str, value, allow_none: bool = True, minimum: int = 1):
+    """``value`` as an int >= ``minimum`` (None passes through when ``allow_none``)."""
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{argument} must be a positive integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{argument} must be {what}, got {value!r}")
     return int(value)
 
 

@@ -36,9 +36,3 @@ def design(data, what: str = "data") -> tuple[np.ndarray, np.ndarray]:
     if X.ndim < 2 or y.shape != X.shape[:-1]:
         raise ValueError(f'{what}["X"] must be (n, d) and {what}["y"] (n,), got {X.shape} and {y.shape}')
     return X, y
-
-
-def positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)

@@ -11,6 +11,7 @@ from jax.scipy.special import gammaln, xlog1py, xlogy
 
 from .. import closed_form
 from ..constraints import positive, simplex, unit_interval
+from ..validation import check_positive_int
 from . import _checks
 from .base import Model
 
@@ -59,7 +60,7 @@ class Binomial(Model):
     name = "binomial"
 
     def __post_init__(self):
-        object.__setattr__(self, "trials", _checks.positive_int("trials", self.trials))
+        object.__setattr__(self, "trials", check_positive_int("trials", self.trials, allow_none=False))
 
     @property
     def constraints(self):
@@ -100,7 +101,7 @@ class Categorical(Model):
     name = "categorical"
 
     def __post_init__(self):
-        object.__setattr__(self, "k", _checks.positive_int("k", self.k, minimum=2))
+        object.__setattr__(self, "k", check_positive_int("k", self.k, allow_none=False, minimum=2))
 
     @property
     def constraints(self):
