@@ -12,15 +12,22 @@ from .constraints import (
     simplex,
     unit_interval,
 )
+from .batch import fit_batch
+from .batch_results import BatchFitResult
 from .fit import FitError, FitWarning, fit
 from .results import FitResult
 from .status import Status
+from .study import StudyResult, simulation_study
 
 __version__ = "0.1.0"
 
 __all__ = [
     "fit",
+    "fit_batch",
+    "simulation_study",
     "FitResult",
+    "BatchFitResult",
+    "StudyResult",
     "FitError",
     "FitWarning",
     "Status",
