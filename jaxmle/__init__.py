@@ -1,6 +1,8 @@
 """jaxmle: maximum likelihood, MAP and Laplace inference for any JAX log-density."""
 
 from . import models, priors
+from .batch import fit_batch
+from .batch_results import BatchFitResult
 from .constraints import (
     Constraint,
     greater_than,
@@ -12,8 +14,6 @@ from .constraints import (
     simplex,
     unit_interval,
 )
-from .batch import fit_batch
-from .batch_results import BatchFitResult
 from .fit import FitError, FitWarning, fit
 from .results import FitResult
 from .status import Status

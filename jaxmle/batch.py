@@ -44,9 +44,24 @@ DEFAULT_MAX_CHUNK = 2**16
 FIRST_PASS_ITERATIONS = 12
 
 
-def fit_batch(loglik, init, data=None, *, constraints=None, prior=None, fixed=None, method="auto", nobs=None,
-              tol=None, max_iter=None, dtype=None, chunk_size=None, progress=None, checkpoint=None,
-              batched_init=None) -> BatchFitResult:
+def fit_batch(
+    loglik,
+    init,
+    data=None,
+    *,
+    constraints=None,
+    prior=None,
+    fixed=None,
+    method="auto",
+    nobs=None,
+    tol=None,
+    max_iter=None,
+    dtype=None,
+    chunk_size=None,
+    progress=None,
+    checkpoint=None,
+    batched_init=None,
+) -> BatchFitResult:
     """Fit one model to many datasets: ``fit`` for every replicate, vmapped over devices.
 
     Arguments are those of ``fit``. Every leaf of ``data`` carries a leading replicate axis;
@@ -92,8 +107,20 @@ def fit_batch(loglik, init, data=None, *, constraints=None, prior=None, fixed=No
         init0 = take(init_host, int(np.argmax(valid)))
     else:
         init0 = init
-    prep = prepare(model or loglik, init0, one, constraints=constraints, prior=prior, fixed=fixed, method=method,
-                   nobs=nobs, tol=tol, max_iter=max_iter, dtype=dtype, batched=True)
+    prep = prepare(
+        model or loglik,
+        init0,
+        one,
+        constraints=constraints,
+        prior=prior,
+        fixed=fixed,
+        method=method,
+        nobs=nobs,
+        tol=tol,
+        max_iter=max_iter,
+        dtype=dtype,
+        batched=True,
+    )
     if init_host is not None:
         check_batched_init(prep, init_host)
     nobs = check_at_start(prep, prep.data, finite=False)
@@ -111,8 +138,16 @@ def fit_batch(loglik, init, data=None, *, constraints=None, prior=None, fixed=No
     fingerprint = run_fingerprint(prep, reps, "fit_batch", getattr(model or loglik, "__qualname__", repr(model)))
     fingerprint["data"] = tree_digest(host)
     fingerprint["init"] = tree_digest(init_host if init_host is not None else init0)
-    return run_batch(prep, nobs, reps, source, chunk_size=chunk_size, progress=progress, checkpoint=checkpoint,
-                     fingerprint=fingerprint)
+    return run_batch(
+        prep,
+        nobs,
+        reps,
+        source,
+        chunk_size=chunk_size,
+        progress=progress,
+        checkpoint=checkpoint,
+        fingerprint=fingerprint,
+    )
 
 
 # --- the chunked, sharded run -----------------------------------------------------------------
@@ -189,7 +224,7 @@ def solve_two_pass(prep: Prepared, u0: np.ndarray, data) -> RawFit:
     n_iter = raw.n_iter.copy()
     n_iter[todo] += rest.n_iter[: len(todo)]
     merged = []
-    for mine, theirs in zip(raw, rest):
+    for mine, theirs in zip(raw, rest, strict=True):
         if mine is None:
             merged.append(None)
             continue
@@ -223,7 +258,9 @@ def _compiled_sharded(problem: Problem, n_devices: int):
         return compiled_solve(problem, batched=True), None
     mesh = Mesh(np.asarray(jax.devices()), ("replicate",))
     local = jax.vmap(problem.solve, in_axes=(0, None, 0))
-    fn = jax.shard_map(local, mesh=mesh, in_specs=(P("replicate"), P(), P("replicate")), out_specs=P("replicate"))
+    fn = jax.shard_map(
+        local, mesh=mesh, in_specs=(P("replicate"), P(), P("replicate")), out_specs=P("replicate"), check_vma=False
+    )
     return jax.jit(fn), mesh
 
 
@@ -240,9 +277,17 @@ class Outputs:
     def __init__(self, reps: int, k: int):
         nan = lambda *shape: np.full((reps, *shape), np.nan)  # noqa: E731
         self.arrays = {
-            "estimates": nan(k), "loglik": nan(), "logpost": nan(), "status": np.zeros(reps, np.int8),
-            "n_iter": np.zeros(reps, np.int32), "grad_norm": nan(), "cov": nan(k, k), "information": nan(k, k),
-            "positive_definite": np.zeros(reps, bool), "condition_number": nan(), "null_direction": nan(k),
+            "estimates": nan(k),
+            "loglik": nan(),
+            "logpost": nan(),
+            "status": np.zeros(reps, np.int8),
+            "n_iter": np.zeros(reps, np.int32),
+            "grad_norm": nan(),
+            "cov": nan(k, k),
+            "information": nan(k, k),
+            "positive_definite": np.zeros(reps, bool),
+            "condition_number": nan(),
+            "null_direction": nan(k),
             "at_kink": np.zeros((reps, k), bool),
         }
         self.done = np.zeros(reps, bool)
@@ -263,13 +308,26 @@ class Outputs:
         return BatchFitResult(
             params=batched_params(space, a["estimates"], fixed, reps),
             se=batched_params(space, se_flat, [np.zeros_like(v) for v in fixed], reps),
-            cov=a["cov"], names=space.names, loglik=a["loglik"], logpost=a["logpost"],
-            converged=(status == Status.CONVERGED) | (status == Status.INFORMATION_NOT_PD), status=status,
-            n_iter=a["n_iter"], grad_norm=a["grad_norm"], nobs=nobs, df=space.m, information=a["information"],
-            method=prep.method_name, positive_definite=a["positive_definite"],
-            condition_number=a["condition_number"], has_prior=prep.problem.has_prior,
-            null_direction=a["null_direction"], at_kink=a["at_kink"], estimates=a["estimates"],
-            _space=space, _fixed_leaves=fixed,
+            cov=a["cov"],
+            names=space.names,
+            loglik=a["loglik"],
+            logpost=a["logpost"],
+            converged=(status == Status.CONVERGED) | (status == Status.INFORMATION_NOT_PD),
+            status=status,
+            n_iter=a["n_iter"],
+            grad_norm=a["grad_norm"],
+            nobs=nobs,
+            df=space.m,
+            information=a["information"],
+            method=prep.method_name,
+            positive_definite=a["positive_definite"],
+            condition_number=a["condition_number"],
+            has_prior=prep.problem.has_prior,
+            null_direction=a["null_direction"],
+            at_kink=a["at_kink"],
+            estimates=a["estimates"],
+            _space=space,
+            _fixed_leaves=fixed,
         )
 
 
@@ -344,7 +402,7 @@ def init_has_batch_axis(init, reps: int, batched_init) -> bool:
 
 def check_batched_init(prep: Prepared, init_host) -> None:
     """Every replicate's starting values inside the support (a user error otherwise)."""
-    for leaf, value in zip(prep.problem.space.leaves, jax.tree_util.tree_leaves(init_host)):
+    for leaf, value in zip(prep.problem.space.leaves, jax.tree_util.tree_leaves(init_host), strict=True):
         if leaf.fixed:
             continue
         elementwise = leaf.constraint.same_dimension and leaf.constraint.name != "ordered"
@@ -360,7 +418,7 @@ def batched_u0(prep: Prepared, init_batch) -> np.ndarray:
     """``(reps, m)`` unconstrained starting points from a batched init pytree."""
     space = prep.problem.space
     leaves = jax.tree_util.tree_leaves(init_batch)
-    free = [v for v, leaf in zip(leaves, space.leaves) if not leaf.fixed]
+    free = [v for v, leaf in zip(leaves, space.leaves, strict=True) if not leaf.fixed]
     with _precision.context(prep.dtype):
         return np.asarray(_u_of_x(space)([jnp.asarray(v, prep.dtype) for v in free]))
 

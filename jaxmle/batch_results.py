@@ -87,19 +87,38 @@ class BatchFitResult:
         from .fit import diagnostic_notes
 
         inf = Inference(
-            self.information[i], self.cov[i], self.standard_errors[i], self.positive_definite[i],
-            self.condition_number[i], self.null_direction[i], self.at_kink[i],
+            self.information[i],
+            self.cov[i],
+            self.standard_errors[i],
+            self.positive_definite[i],
+            self.condition_number[i],
+            self.null_direction[i],
+            self.at_kink[i],
         )
         status = Status(int(self.status[i]))
         pick = lambda tree: jax.tree_util.tree_map(lambda a: np.asarray(a[i]), tree)  # noqa: E731
         return FitResult(
-            params=pick(self.params), se=pick(self.se), cov=self.cov[i], names=self.names,
-            loglik=float(self.loglik[i]), logpost=float(self.logpost[i]), converged=bool(self.converged[i]),
-            status=status, n_iter=int(self.n_iter[i]), grad_norm=float(self.grad_norm[i]), nobs=self.nobs,
-            df=self.df, information=self.information[i], method=self.method,
-            positive_definite=bool(self.positive_definite[i]), condition_number=float(self.condition_number[i]),
-            has_prior=self.has_prior, notes=[] if status == Status.INVALID_DATA else diagnostic_notes(self.names, inf),
-            _space=self._space, _fixed_leaves=self._fixed_leaves, _x=self.estimates[i],
+            params=pick(self.params),
+            se=pick(self.se),
+            cov=self.cov[i],
+            names=self.names,
+            loglik=float(self.loglik[i]),
+            logpost=float(self.logpost[i]),
+            converged=bool(self.converged[i]),
+            status=status,
+            n_iter=int(self.n_iter[i]),
+            grad_norm=float(self.grad_norm[i]),
+            nobs=self.nobs,
+            df=self.df,
+            information=self.information[i],
+            method=self.method,
+            positive_definite=bool(self.positive_definite[i]),
+            condition_number=float(self.condition_number[i]),
+            has_prior=self.has_prior,
+            notes=[] if status == Status.INVALID_DATA else diagnostic_notes(self.names, inf),
+            _space=self._space,
+            _fixed_leaves=self._fixed_leaves,
+            _x=self.estimates[i],
         )
 
     def summary(self) -> str:
@@ -138,10 +157,15 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     """A plain box table (first column left-aligned, the others right-aligned)."""
     widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
     rule = lambda a, b, c: a + b.join("─" * (w + 2) for w in widths) + c  # noqa: E731
-    out = [rule("┌", "┬", "┐"), "│" + "│".join(" " + h.center(w) + " " for h, w in zip(head, widths)) + "│"]
+    out = [
+        rule("┌", "┬", "┐"),
+        "│" + "│".join(" " + h.center(w) + " " for h, w in zip(head, widths, strict=True)) + "│",
+    ]
     out.append(rule("├", "┼", "┤"))
     for row in rows:
-        cells = [" " + row[0].ljust(widths[0]) + " "] + [" " + c.rjust(w) + " " for c, w in zip(row[1:], widths[1:])]
+        cells = [" " + row[0].ljust(widths[0]) + " "] + [
+            " " + c.rjust(w) + " " for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
         out.append("│" + "│".join(cells) + "│")
     out.append(rule("└", "┴", "┘"))
     return out

@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("demo",)
+COMMANDS = ("demo", "simulate")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,11 +26,17 @@ def plot_study(study, path=None):
     rows = math.ceil(len(names) / cols)
     fig = Figure(figsize=(4.2 * cols, 3.2 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for j, (ax, name) in enumerate(zip(axes, names)):
+    for j, (ax, name) in enumerate(zip(axes, names, strict=False)):
         values = est[:, j]
         values = values[np.isfinite(values)]
-        ax.hist(values, bins=min(60, max(10, int(np.sqrt(values.size)))), density=True, color="#9ecae1",
-                edgecolor="white", label=f"estimates ({values.size})")
+        ax.hist(
+            values,
+            bins=min(60, max(10, int(np.sqrt(values.size)))),
+            density=True,
+            color="#9ecae1",
+            edgecolor="white",
+            label=f"estimates ({values.size})",
+        )
         if np.isfinite(crlb_sd[j]) and crlb_sd[j] > 0:
             lo = min(values.min(initial=truth[j]), truth[j] - 4 * crlb_sd[j])
             hi = max(values.max(initial=truth[j]), truth[j] + 4 * crlb_sd[j])

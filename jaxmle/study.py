@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -104,9 +105,25 @@ class StudyResult:
         return plot_study(self, path)
 
 
-def simulation_study(model=None, truth=None, n=None, reps=None, *, seed, simulate=None, loglik=None, init=None,
-                     constraints=None, method="auto", tol=None, max_iter=None, dtype=None, chunk_size=None,
-                     checkpoint=None, progress=None) -> StudyResult:
+def simulation_study(
+    model=None,
+    truth=None,
+    n=None,
+    reps=None,
+    *,
+    seed,
+    simulate=None,
+    loglik=None,
+    init=None,
+    constraints=None,
+    method="auto",
+    tol=None,
+    max_iter=None,
+    dtype=None,
+    chunk_size=None,
+    checkpoint=None,
+    progress=None,
+) -> StudyResult:
     """Simulate ``reps`` datasets of size ``n`` from ``truth``, fit each, and summarize.
 
     ``model`` is a built-in model (``jm.models.poisson()``), or pass ``simulate(key, params, n)``
@@ -134,8 +151,20 @@ def simulation_study(model=None, truth=None, n=None, reps=None, *, seed, simulat
     per_data_init = model is not None and init is None  # each replicate starts at model.init of its data
     if init is None:
         init = model.init(one) if model is not None else truth_host
-    prep = prepare(model or loglik, init, one, constraints=constraints, prior=None, fixed=None, method=method,
-                   nobs=None, tol=tol, max_iter=max_iter, dtype=dt, batched=True)
+    prep = prepare(
+        model or loglik,
+        init,
+        one,
+        constraints=constraints,
+        prior=None,
+        fixed=None,
+        method=method,
+        nobs=None,
+        tol=tol,
+        max_iter=max_iter,
+        dtype=dt,
+        batched=True,
+    )
     space = prep.problem.space
     truth_flat = _flat_truth(space, truth_host)
     nobs = check_at_start(prep, prep.data, finite=False)
@@ -150,10 +179,23 @@ def simulation_study(model=None, truth=None, n=None, reps=None, *, seed, simulat
 
     label = model.name if model is not None else f"{_name(simulate)} / {_name(loglik)}"
     fingerprint = run_fingerprint(prep, reps, "simulation_study", repr(model) if model is not None else label)
-    fingerprint.update(n=n, seed=int(seed), truth=tree_digest(truth_host), first=tree_digest(one),
-                       init=tree_digest(init) + ("/per-replicate" if per_data_init else ""))
-    fits = run_batch(prep, nobs, reps, source, chunk_size=chunk_size, progress=progress, checkpoint=checkpoint,
-                     fingerprint=fingerprint)
+    fingerprint.update(
+        n=n,
+        seed=int(seed),
+        truth=tree_digest(truth_host),
+        first=tree_digest(one),
+        init=tree_digest(init) + ("/per-replicate" if per_data_init else ""),
+    )
+    fits = run_batch(
+        prep,
+        nobs,
+        reps,
+        source,
+        chunk_size=chunk_size,
+        progress=progress,
+        checkpoint=checkpoint,
+        fingerprint=fingerprint,
+    )
 
     if model is not None:
         info = np.asarray(model.fisher_information(truth_host), dtype=float)
@@ -167,11 +209,22 @@ def simulation_study(model=None, truth=None, n=None, reps=None, *, seed, simulat
     flat = study_statistics(fits, truth_flat, crlb_var)
     tree = lambda v: space.assemble(space.x_flat_to_leaves(v), [])  # noqa: E731
     return StudyResult(
-        fits=fits, truth=truth_host, n=n, reps=reps, used=int(fits.converged.sum()),
-        bias=tree(flat["bias"]), sd=tree(flat["sd"]), mean_se=tree(flat["mean_se"]), rmse=tree(flat["rmse"]),
-        coverage=tree(flat["coverage"]), crlb_sd=tree(flat["crlb_sd"]), efficiency=tree(flat["efficiency"]),
+        fits=fits,
+        truth=truth_host,
+        n=n,
+        reps=reps,
+        used=int(fits.converged.sum()),
+        bias=tree(flat["bias"]),
+        sd=tree(flat["sd"]),
+        mean_se=tree(flat["mean_se"]),
+        rmse=tree(flat["rmse"]),
+        coverage=tree(flat["coverage"]),
+        crlb_sd=tree(flat["crlb_sd"]),
+        efficiency=tree(flat["efficiency"]),
         mcse={k[5:]: tree(v) for k, v in flat.items() if k.startswith("mcse_")},
-        label=label, crlb_source=source_text, flat=flat,
+        label=label,
+        crlb_source=source_text,
+        flat=flat,
     )
 
 
@@ -239,7 +292,7 @@ def _flat_truth(space, truth) -> np.ndarray:
     leaves, treedef = jax.tree_util.tree_flatten(truth)
     if treedef != space.treedef:
         raise ValueError(f"truth must have the structure of the parameters ({space.treedef}), got {treedef}")
-    for leaf, value in zip(space.leaves, leaves):
+    for leaf, value in zip(space.leaves, leaves, strict=True):
         if value.shape != leaf.shape:
             raise ValueError(f"truth: {leaf.label!r} has shape {value.shape}, expected {leaf.shape}")
         why = leaf.constraint.violation(value)
