@@ -42,6 +42,10 @@ DEFAULT_CHUNK_ELEMENTS = 2**24
 DEFAULT_MAX_CHUNK = 2**16
 #: iterations of the first pass; unfinished lanes continue in a second pass
 FIRST_PASS_ITERATIONS = 12
+#: lanes per device and program: at most this many, holding at most BLOCK_ELEMENTS data elements
+BLOCK_LANES_CPU = 128
+BLOCK_LANES_ACCELERATOR = 4096
+BLOCK_ELEMENTS = 2**23
 
 
 def fit_batch(
@@ -156,8 +160,14 @@ def run_batch(prep: Prepared, nobs, reps: int, source, *, chunk_size, progress, 
     from tqdm.auto import tqdm
 
     show, delay = progress_mode(progress)
-    n_dev = jax.device_count()
-    size = chunk_length(chunk_size, reps, source, n_dev)
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size <= 0
+    ):
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    _, sample, _ = source(np.zeros(1, dtype=np.int64))
+    per_rep = max(1, sum(int(np.size(a)) for a in jax.tree_util.tree_leaves(sample)))
+    group = block_lanes(per_rep) * jax.device_count()
+    size = chunk_length(chunk_size, reps, per_rep, group)
     out = Outputs(reps, prep.problem.space.k)
     store = None
     if checkpoint is not None:
@@ -169,7 +179,7 @@ def run_batch(prep: Prepared, nobs, reps: int, source, *, chunk_size, progress, 
     with tqdm(total=reps, initial=reps - len(todo), unit="fit", disable=not show, delay=delay) as bar:
         for start in range(0, len(todo), size):
             index = todo[start : start + size]
-            arrays = fit_chunk(prep, source, index, size)
+            arrays = fit_chunk(prep, source, index, group)
             out.put(index, arrays)
             if writer:
                 store.save(index, arrays)
@@ -177,11 +187,12 @@ def run_batch(prep: Prepared, nobs, reps: int, source, *, chunk_size, progress, 
     return out.result(prep, nobs)
 
 
-def fit_chunk(prep: Prepared, source, index: np.ndarray, size: int) -> dict:
-    """Per-replicate results of one chunk (padded to ``size`` lanes on the device)."""
-    padded = np.concatenate([index, np.full(size - len(index), index[0], dtype=index.dtype)])
+def fit_chunk(prep: Prepared, source, index: np.ndarray, group: int) -> dict:
+    """Per-replicate results of one chunk (padded to a whole number of groups of lanes)."""
+    lanes = -(-len(index) // group) * group
+    padded = np.concatenate([index, np.full(lanes - len(index), index[0], dtype=index.dtype)])
     u0, data, invalid = source(padded)
-    raw = solve_two_pass(prep, u0, data)
+    raw = solve_two_pass(prep, u0, data, group)
     inf = observed_inference(raw.information_z, raw.jacobian, raw.at_kink_z)
     status = np.where(invalid, int(Status.INVALID_DATA), final_status(raw.status, inf.positive_definite))
     bad = invalid[:, None]
@@ -202,25 +213,23 @@ def fit_chunk(prep: Prepared, source, index: np.ndarray, size: int) -> dict:
     return {name: a[: len(index)] for name, a in arrays.items()}
 
 
-def solve_two_pass(prep: Prepared, u0: np.ndarray, data) -> RawFit:
+def solve_two_pass(prep: Prepared, u0: np.ndarray, data, group: int) -> RawFit:
     """Solve every lane with a short iteration budget, then continue the unfinished lanes.
 
     Under vmap a loop runs until its slowest lane stops; the second pass runs only the few
-    lanes still at work (from where they stopped), in a batch padded to a power of two."""
+    lanes still at work, from where they stopped, packed into as few groups as they fill."""
     problem = prep.problem
     budget = problem.default_max_iter()
     first = min(FIRST_PASS_ITERATIONS, budget)
-    first_problem = dataclasses.replace(problem, max_iter=first)
-    raw = sharded_solve(first_problem, u0, prep.fixed_leaves, data, prep.dtype)
+    raw = solve_groups(dataclasses.replace(problem, max_iter=first), u0, prep, data, group)
     todo = np.flatnonzero(raw.status == Status.MAX_ITER)
     if first == budget or len(todo) == 0:
         return raw
-    n_dev = jax.device_count()
-    lanes = min(1 << (len(todo) - 1).bit_length(), len(u0))
-    lanes = -(-lanes // n_dev) * n_dev
+    lanes = -(-len(todo) // group) * group
     pick = np.concatenate([todo, np.full(lanes - len(todo), todo[0])])
-    rest_problem = dataclasses.replace(problem, max_iter=budget - first)
-    rest = sharded_solve(rest_problem, raw.u[pick], prep.fixed_leaves, take(data, pick), prep.dtype)
+    rest = solve_groups(
+        dataclasses.replace(problem, max_iter=budget - first), raw.u[pick], prep, take(data, pick), group
+    )
     n_iter = raw.n_iter.copy()
     n_iter[todo] += rest.n_iter[: len(todo)]
     merged = []
@@ -234,22 +243,30 @@ def solve_two_pass(prep: Prepared, u0: np.ndarray, data) -> RawFit:
     return RawFit(*merged)._replace(n_iter=n_iter)
 
 
-def sharded_solve(problem: Problem, u0, fixed_leaves, data, dtype) -> RawFit:
-    """The batched solve with the lanes split over every device; returns host arrays."""
-    with _precision.context(dtype):
+def solve_groups(problem: Problem, u0: np.ndarray, prep: Prepared, data, group: int) -> RawFit:
+    """The batched solve, ``group`` lanes at a time (each device always runs the same
+    number of lanes, so a fit's result does not depend on how the lanes were grouped).
+    Every group is dispatched before any result is awaited."""
+    with _precision.context(prep.dtype):
         fn, mesh = _compiled_sharded(problem, jax.device_count())
-        if mesh is None:
-            out = fn(jnp.asarray(u0, dtype), fixed_leaves, to_device(data, dtype))
-        else:
-            split = NamedSharding(mesh, P("replicate"))
-            u0 = global_array(np.asarray(u0, dtype), split)
-            data = jax.tree_util.tree_map(lambda a: global_array(a, split), host_cast(data, dtype))
-            out = fn(u0, fixed_leaves, data)
+        pending = []
+        for start in range(0, len(u0), group):
+            part = slice(start, start + group)
+            u_part, data_part = np.asarray(u0[part], prep.dtype), host_cast(take(data, part), prep.dtype)
+            if mesh is None:
+                out = fn(jnp.asarray(u_part), prep.fixed_leaves, jax.tree_util.tree_map(jnp.asarray, data_part))
+            else:
+                split = NamedSharding(mesh, P("replicate"))
+                u_dev = global_array(u_part, split)
+                data_dev = jax.tree_util.tree_map(lambda a: global_array(a, split), data_part)  # noqa: B023
+                out = fn(u_dev, prep.fixed_leaves, data_dev)
+            pending.append(out)
         if jax.process_count() > 1:
             from jax.experimental import multihost_utils
 
-            out = multihost_utils.process_allgather(out, tiled=True)
-        return jax.tree_util.tree_map(np.asarray, out)
+            pending = [multihost_utils.process_allgather(out, tiled=True) for out in pending]
+        host = [jax.tree_util.tree_map(np.asarray, out) for out in pending]
+    return jax.tree_util.tree_map(lambda *parts: np.concatenate(parts), *host)
 
 
 @functools.lru_cache(maxsize=64)
@@ -429,14 +446,21 @@ def _u_of_x(space):
 
 
 def model_inits(init_fn, chunk, dtype):
-    """A model's ``init`` for each replicate: vmapped where it is traceable, else one by one."""
+    """A model's ``init`` for each replicate, traced once and run replicate by replicate
+    (``lax.map``, so a replicate's start does not depend on the chunk it sits in); a
+    non-traceable ``init`` runs in Python."""
     with _precision.context(dtype):
         try:
-            return jax.tree_util.tree_map(np.asarray, jax.vmap(init_fn)(to_device(chunk, dtype)))
+            return jax.tree_util.tree_map(np.asarray, _mapped(init_fn)(to_device(chunk, dtype)))
         except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError, TypeError):
             reps = jax.tree_util.tree_leaves(chunk)[0].shape[0]
             rows = [init_fn(take(chunk, i)) for i in range(reps)]
             return jax.tree_util.tree_map(lambda *v: np.stack([np.asarray(x) for x in v]), *rows)
+
+
+@functools.lru_cache(maxsize=32)
+def _mapped(fn):
+    return jax.jit(lambda batch: jax.lax.map(fn, batch))
 
 
 def host_cast(data, dtype):
@@ -451,16 +475,22 @@ def to_device(data, dtype):
 
 
 # --- settings -----------------------------------------------------------------------------
-def chunk_length(chunk_size, reps: int, source, n_dev: int) -> int:
-    """Lanes per chunk: a multiple of the device count."""
+def block_lanes(per_rep: int) -> int:
+    """Lanes each device runs at once: a power of two set by the platform and the size of one
+    replicate's data only (never by the chunk size or the device count, so that results are
+    bit-identical however a run is split)."""
+    base = BLOCK_LANES_CPU if jax.default_backend() == "cpu" else BLOCK_LANES_ACCELERATOR
+    fits = max(1, BLOCK_ELEMENTS // per_rep)
+    return min(base, 1 << (fits.bit_length() - 1))
+
+
+def chunk_length(chunk_size, reps: int, per_rep: int, group: int) -> int:
+    """Replicates per chunk: as given, else a whole number of groups of lanes whose data stay
+    under DEFAULT_CHUNK_ELEMENTS."""
     if chunk_size is None:
-        _, sample, _ = source(np.zeros(1, dtype=np.int64))
-        per_rep = max(1, sum(int(np.size(a)) for a in jax.tree_util.tree_leaves(sample)))
-        chunk_size = max(1, min(reps, DEFAULT_MAX_CHUNK, DEFAULT_CHUNK_ELEMENTS // per_rep))
-    elif isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size <= 0:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    size = min(int(chunk_size), reps)
-    return -(-size // n_dev) * n_dev
+        fitting = min(DEFAULT_MAX_CHUNK, DEFAULT_CHUNK_ELEMENTS // per_rep)
+        chunk_size = max(group, fitting // group * group)
+    return min(int(chunk_size), reps)
 
 
 def progress_mode(progress) -> tuple[bool, float]:

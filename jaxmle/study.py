@@ -31,6 +31,7 @@ from .batch import (
 from .batch_results import BatchFitResult, _fmt, _table
 from .fit import check_at_start, prepare
 from .models.base import Model
+from .parameters import build_space
 from .results import normal_quantile
 from .validation import check_positive_int
 
@@ -145,6 +146,9 @@ def simulation_study(
     simulate = model.simulate if model is not None else simulate
     dt = _precision.resolve(dtype)
     truth_host = jax.tree_util.tree_map(lambda v: np.asarray(v, dt), truth)
+    merged = dict((model.constraints or {}) if model is not None else {})
+    merged.update(constraints or {})
+    _check_support(truth_host, merged)
     generate = _generator(simulate, n, dt, int(seed), truth_host)
     one = take(generate(np.zeros(1, np.int64)), 0)
 
@@ -288,6 +292,15 @@ def _compiled_simulator(simulate: Callable, n: int):
     return jax.jit(jax.vmap(one, in_axes=(None, None, 0)))
 
 
+def _check_support(truth, constraints) -> None:
+    """The truth inside every parameter's support (before anything is simulated from it)."""
+    space, values = build_space(truth, constraints, {})
+    for leaf, value in zip(space.leaves, values, strict=True):
+        why = leaf.constraint.violation(value)
+        if why is not None:
+            raise ValueError(f"truth: {leaf.label!r} {why} under its constraint {leaf.constraint!r}")
+
+
 def _flat_truth(space, truth) -> np.ndarray:
     leaves, treedef = jax.tree_util.tree_flatten(truth)
     if treedef != space.treedef:
@@ -295,9 +308,6 @@ def _flat_truth(space, truth) -> np.ndarray:
     for leaf, value in zip(space.leaves, leaves, strict=True):
         if value.shape != leaf.shape:
             raise ValueError(f"truth: {leaf.label!r} has shape {value.shape}, expected {leaf.shape}")
-        why = leaf.constraint.violation(value)
-        if why is not None:
-            raise ValueError(f"truth: {leaf.label!r} {why} under its constraint {leaf.constraint!r}")
     return np.concatenate([v.reshape(-1) for v in leaves]).astype(float)
 
 

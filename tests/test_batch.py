@@ -244,7 +244,7 @@ def test_killed_run_resumes_without_redoing_or_losing_a_chunk(tmp_path, monkeypa
     monkeypatch.setattr(
         batch,
         "fit_chunk",
-        lambda prep, src, index, size: fitted.extend(index) or real_fit_chunk(prep, src, index, size),
+        lambda prep, src, index, group: fitted.extend(index) or real_fit_chunk(prep, src, index, group),
     )
     data = logistic_data(13)
     resumed = jm.fit_batch(logistic_loglik, {"beta": np.zeros(3)}, data, chunk_size=5, checkpoint=path)
