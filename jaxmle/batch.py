@@ -139,9 +139,11 @@ def fit_batch(
             u0 = np.broadcast_to(prep.u0, (len(index),) + prep.u0.shape)
         return u0, chunk, invalid
 
-    fingerprint = run_fingerprint(prep, reps, "fit_batch", getattr(model or loglik, "__qualname__", repr(model)))
-    fingerprint["data"] = tree_digest(host)
-    fingerprint["init"] = tree_digest(init_host if init_host is not None else init0)
+    def fingerprint():
+        label = getattr(model or loglik, "__qualname__", repr(model))
+        init_digest = tree_digest(init_host if init_host is not None else init0)
+        return run_fingerprint(prep, reps, "fit_batch", label) | {"data": tree_digest(host), "init": init_digest}
+
     return run_batch(
         prep,
         nobs,
@@ -156,7 +158,8 @@ def fit_batch(
 
 # --- the chunked, sharded run -----------------------------------------------------------------
 def run_batch(prep: Prepared, nobs, reps: int, source, *, chunk_size, progress, checkpoint, fingerprint):
-    """Fit replicates ``0..reps-1``; ``source(index) -> (u0, data, invalid)`` gives a chunk's inputs."""
+    """Fit replicates ``0..reps-1``; ``source(index) -> (u0, data, invalid)`` gives a chunk's inputs
+    and ``fingerprint()`` what identifies the run in a checkpoint."""
     from tqdm.auto import tqdm
 
     show, delay = progress_mode(progress)
@@ -171,7 +174,7 @@ def run_batch(prep: Prepared, nobs, reps: int, source, *, chunk_size, progress, 
     out = Outputs(reps, prep.problem.space.k)
     store = None
     if checkpoint is not None:
-        store = Checkpoint(checkpoint, fingerprint)
+        store = Checkpoint(checkpoint, fingerprint())
         for index, arrays in store.load():
             out.put(index, arrays)
     todo = np.flatnonzero(~out.done)

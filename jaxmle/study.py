@@ -182,13 +182,17 @@ def simulation_study(
         return u0, chunk, invalid
 
     label = model.name if model is not None else f"{_name(simulate)} / {_name(loglik)}"
-    fingerprint = run_fingerprint(prep, reps, "simulation_study", repr(model) if model is not None else label)
-    fingerprint.update(
-        n=n,
-        seed=int(seed),
-        truth=tree_digest(truth_host),
-        first=tree_digest(one),
-        init=tree_digest(init) + ("/per-replicate" if per_data_init else ""),
+    fingerprint = lambda: (
+        run_fingerprint(  # noqa: E731
+            prep, reps, "simulation_study", repr(model) if model is not None else label
+        )
+        | {
+            "n": n,
+            "seed": int(seed),
+            "truth": tree_digest(truth_host),
+            "first": tree_digest(one),
+            "init": tree_digest(init) + ("/per-replicate" if per_data_init else ""),
+        }
     )
     fits = run_batch(
         prep,
