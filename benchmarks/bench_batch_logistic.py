@@ -33,7 +33,9 @@ def numpy_irls(X, y, tol=1e-10, max_iter=50):
     """Newton–Raphson (IRLS) for every replicate at once; returns (beta, se, iterations)."""
     reps, _, p = X.shape
     beta = np.zeros((reps, p))
-    for it in range(1, max_iter + 1):
+    it = 0
+    while it < max_iter:
+        it += 1
         eta = np.einsum("rnp,rp->rn", X, beta)
         mu = 1.0 / (1.0 + np.exp(-eta))
         grad = np.einsum("rnp,rn->rp", X, y - mu)

@@ -173,12 +173,12 @@ def run_batch(prep: Prepared, nobs, reps: int, source, *, chunk_size, progress, 
     size = chunk_length(chunk_size, reps, per_rep, group)
     out = Outputs(reps, prep.problem.space.k)
     store = None
+    writer = checkpoint is not None and jax.process_index() == 0
     if checkpoint is not None:
-        store = Checkpoint(checkpoint, fingerprint())
+        store = Checkpoint(checkpoint, fingerprint(), writer=writer)
         for index, arrays in store.load():
             out.put(index, arrays)
     todo = np.flatnonzero(~out.done)
-    writer = store is not None and jax.process_index() == 0
     with tqdm(total=reps, initial=reps - len(todo), unit="fit", disable=not show, delay=delay) as bar:
         for start in range(0, len(todo), size):
             index = todo[start : start + size]

@@ -23,13 +23,15 @@ PART_GLOB = "part-*.npz"
 
 
 class Checkpoint:
-    """The chunk store of one run, in directory ``path``."""
+    """The chunk store of one run, in directory ``path``. Only a ``writer`` creates files (in a
+    multi-process run, process 0); the others read."""
 
-    def __init__(self, path, fingerprint: dict):
+    def __init__(self, path, fingerprint: dict, writer: bool = True):
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
             raise ValueError(f"checkpoint must be a directory (or a path to create one), got the file {str(path)!r}")
-        self.path.mkdir(parents=True, exist_ok=True)
+        if writer:
+            self.path.mkdir(parents=True, exist_ok=True)
         run_file = self.path / RUN_FILE
         if run_file.exists():
             stored = json.loads(run_file.read_text())
@@ -39,10 +41,11 @@ class Checkpoint:
                     f"checkpoint {str(path)!r} belongs to a different run (it differs in {', '.join(different)}); "
                     "use a new directory or delete this one"
                 )
-        else:
+        elif writer:
             _write_atomically(run_file, lambda f: f.write(json.dumps(fingerprint, sort_keys=True).encode()))
-        for stale in self.path.glob(".tmp-*"):
-            stale.unlink(missing_ok=True)
+        if writer:
+            for stale in self.path.glob(".tmp-*"):
+                stale.unlink(missing_ok=True)
 
     def load(self):
         """Yield ``(indices, arrays)`` for every stored chunk."""

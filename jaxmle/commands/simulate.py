@@ -69,7 +69,10 @@ def _model(name: str):
     )
     if factory is None or not callable(factory) or name in ("Model", "resolve"):
         raise ValueError(f"model: unknown model {name!r} (available: {', '.join(available) or 'none'})")
-    model = factory()
+    try:
+        model = factory()
+    except TypeError as err:
+        raise ValueError(f"model: {name!r} cannot be built without arguments ({err})") from None
     if not isinstance(model, models.Model):
         raise ValueError(f"model: {name!r} is not a model factory")
     return model
