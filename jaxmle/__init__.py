@@ -1,6 +1,8 @@
 """jaxmle: maximum likelihood, MAP and Laplace inference for any JAX log-density."""
 
 from . import closed_form, models, priors
+from .batch import fit_batch
+from .batch_results import BatchFitResult
 from .constraints import (
     Constraint,
     greater_than,
@@ -17,12 +19,17 @@ from .lrtest import LRTest, lr_test
 from .profile import BetterFitFound, ProfileWarning
 from .results import FitResult
 from .status import Status
+from .study import StudyResult, simulation_study
 
 __version__ = "0.1.0"
 
 __all__ = [
     "fit",
+    "fit_batch",
+    "simulation_study",
     "FitResult",
+    "BatchFitResult",
+    "StudyResult",
     "FitError",
     "FitWarning",
     "Status",

@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("demo", "verify")
+COMMANDS = ("demo", "verify", "simulate")
 
 
 def main(argv: list[str] | None = None) -> int:

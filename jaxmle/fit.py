@@ -76,8 +76,9 @@ def prepare(
     return Prepared(problem, method_name, dtype, u0, fixed_leaves, data, nobs)
 
 
-def check_at_start(prep: Prepared, data_one) -> int | None:
-    """Evaluate the log-likelihood once at the start (eagerly): its shape and finiteness.
+def check_at_start(prep: Prepared, data_one, finite: bool = True) -> int | None:
+    """Evaluate the log-likelihood once at the start (eagerly): its shape and finiteness
+    (with ``finite=False`` a non-finite value is left for the solver to report).
 
     Returns the number of observations (the length of a per-observation vector, else the
     ``nobs`` given)."""
@@ -92,11 +93,11 @@ def check_at_start(prep: Prepared, data_one) -> int | None:
         if len(shape) > 1:
             raise ValueError(f"loglik must return a scalar or a 1-D vector of per-observation terms, got shape {shape}")
         values = np.asarray(terms)
-        if not np.all(np.isfinite(values)):
+        if finite and not np.all(np.isfinite(values)):
             bad = "" if values.ndim == 0 else f" ({int((~np.isfinite(values)).sum())} of {values.size} terms)"
             raise ValueError(f"loglik is not finite at the starting values (init){bad}")
         prior_value = np.asarray(problem.log_prior_value(free, prep.fixed_leaves, smooth=False))
-        if not np.isfinite(prior_value):
+        if finite and not np.isfinite(prior_value):
             raise ValueError("prior: the log-prior is not finite at the starting values (init)")
     if len(shape) == 1:
         if prep.nobs is not None and prep.nobs != shape[0]:

@@ -1,0 +1,532 @@
+"""fit_batch: many fits of one model at once, with vmap, chunks, devices, progress and checkpoints.
+
+The replicates are processed in chunks of a fixed size (the last one padded), so one
+compiled program serves the whole run and memory stays bounded by the chunk. Each chunk is
+split over every device JAX sees with ``shard_map``: every device runs its own solver loop on
+its share, so a slow fit holds back only the lanes beside it. A lane that has not finished
+within a short first pass is continued from where it stopped in a second, smaller pass, so a
+few hard fits (separation, a boundary estimate) do not hold the whole chunk. Inference runs on
+the host in batched NumPy, as for one fit. Data that are not finite in one replicate mark that
+fit INVALID_DATA and are replaced by a finite replicate before they reach the device, so
+nothing else can be touched by them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from . import _precision
+from .batch_results import BatchFitResult
+from .checkpoint import Checkpoint
+from .fit import Prepared, check_at_start, final_status, prepare
+from .inference import observed_inference
+from .models.base import Model
+from .problem import Problem, RawFit, compiled_solve
+from .status import Status
+
+__all__ = ["fit_batch"]
+
+#: a chunk holds at most this many data elements by default (128 MB of float64), and at most
+#: DEFAULT_MAX_CHUNK replicates
+DEFAULT_CHUNK_ELEMENTS = 2**24
+DEFAULT_MAX_CHUNK = 2**16
+#: iterations of the first pass; unfinished lanes continue in a second pass
+FIRST_PASS_ITERATIONS = 12
+#: lanes per device and program: at most this many, holding at most BLOCK_ELEMENTS data elements
+BLOCK_LANES_CPU = 128
+BLOCK_LANES_ACCELERATOR = 4096
+BLOCK_ELEMENTS = 2**23
+
+
+def fit_batch(
+    loglik,
+    init,
+    data=None,
+    *,
+    constraints=None,
+    prior=None,
+    fixed=None,
+    method="auto",
+    nobs=None,
+    tol=None,
+    max_iter=None,
+    dtype=None,
+    chunk_size=None,
+    progress=None,
+    checkpoint=None,
+    batched_init=None,
+) -> BatchFitResult:
+    """Fit one model to many datasets: ``fit`` for every replicate, vmapped over devices.
+
+    Arguments are those of ``fit``. Every leaf of ``data`` carries a leading replicate axis;
+    ``init`` may carry one too (every leaf, or none; pass ``batched_init=True/False`` where
+    that is ambiguous). With a built-in model and no ``init``, each replicate starts at the
+    model's ``init`` of its own data. One failing fit never raises: its ``status`` says why.
+
+    - ``chunk_size``: replicates per chunk (memory grows with it; default: the data of a
+      chunk stay under 128 MB). Results do not depend on it.
+    - ``progress``: a progress bar (``None``: on a terminal, shown once a run lasts 2 s).
+    - ``checkpoint``: a directory. Each finished chunk is written there atomically, and a
+      later call with the same arguments resumes from the chunks found (after a crash or a
+      kill), redoing none of them.
+
+    The replicate axis is split over ``jax.devices()``. On several hosts, start JAX's own
+    multi-process runtime in every process before fitting, with the same arguments in each
+    (every process holds, or simulates, the full data)::
+
+        jax.distributed.initialize()          # coordinator address etc. from the cluster env
+        res = jm.fit_batch(loglik, init, data, chunk_size=...)
+
+    ``jax.devices()`` then lists the devices of every host, each process fits its share of a
+    chunk, and every process receives all results; only process 0 writes the checkpoint, which
+    must be on a file system all processes see.
+    """
+    model = loglik if isinstance(loglik, Model) else None
+    if model is not None and data is None:
+        data, init = init, None
+    if data is None:
+        raise ValueError("data: fit_batch needs data whose leaves carry a leading replicate axis")
+    host = jax.tree_util.tree_map(np.asarray, data)
+    reps = replicate_count(host)
+    valid = ~invalid_replicates(host)
+    one = take(host, int(np.argmax(valid)))
+
+    init_of_data = None
+    init_host = None
+    if init is None and model is not None:
+        init_of_data = model.init
+        init0 = model.init(one)
+    elif init_has_batch_axis(init, reps, batched_init):
+        init_host = jax.tree_util.tree_map(np.asarray, init)
+        init0 = take(init_host, int(np.argmax(valid)))
+    else:
+        init0 = init
+    prep = prepare(
+        model or loglik,
+        init0,
+        one,
+        constraints=constraints,
+        prior=prior,
+        fixed=fixed,
+        method=method,
+        nobs=nobs,
+        tol=tol,
+        max_iter=max_iter,
+        dtype=dtype,
+        batched=True,
+    )
+    if init_host is not None:
+        check_batched_init(prep, init_host)
+    nobs = check_at_start(prep, prep.data, finite=False)
+
+    def source(index):
+        chunk, invalid = replace_invalid(take(host, index))
+        if init_host is not None:
+            u0 = batched_u0(prep, take(init_host, index))
+        elif init_of_data is not None:
+            u0 = batched_u0(prep, model_inits(init_of_data, chunk, prep.dtype))
+        else:
+            u0 = np.broadcast_to(prep.u0, (len(index),) + prep.u0.shape)
+        return u0, chunk, invalid
+
+    def fingerprint():
+        label = getattr(model or loglik, "__qualname__", repr(model))
+        init_digest = tree_digest(init_host if init_host is not None else init0)
+        return run_fingerprint(prep, reps, "fit_batch", label) | {"data": tree_digest(host), "init": init_digest}
+
+    return run_batch(
+        prep,
+        nobs,
+        reps,
+        source,
+        chunk_size=chunk_size,
+        progress=progress,
+        checkpoint=checkpoint,
+        fingerprint=fingerprint,
+    )
+
+
+# --- the chunked, sharded run -----------------------------------------------------------------
+def run_batch(prep: Prepared, nobs, reps: int, source, *, chunk_size, progress, checkpoint, fingerprint):
+    """Fit replicates ``0..reps-1``; ``source(index) -> (u0, data, invalid)`` gives a chunk's inputs
+    and ``fingerprint()`` what identifies the run in a checkpoint."""
+    from tqdm.auto import tqdm
+
+    show, delay = progress_mode(progress)
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size <= 0
+    ):
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    _, sample, _ = source(np.zeros(1, dtype=np.int64))
+    per_rep = max(1, sum(int(np.size(a)) for a in jax.tree_util.tree_leaves(sample)))
+    group = block_lanes(per_rep) * jax.device_count()
+    size = chunk_length(chunk_size, reps, per_rep, group)
+    out = Outputs(reps, prep.problem.space.k)
+    store = None
+    writer = checkpoint is not None and jax.process_index() == 0
+    if checkpoint is not None:
+        store = Checkpoint(checkpoint, fingerprint(), writer=writer)
+        for index, arrays in store.load():
+            out.put(index, arrays)
+    todo = np.flatnonzero(~out.done)
+    with tqdm(total=reps, initial=reps - len(todo), unit="fit", disable=not show, delay=delay) as bar:
+        for start in range(0, len(todo), size):
+            index = todo[start : start + size]
+            arrays = fit_chunk(prep, source, index, group)
+            out.put(index, arrays)
+            if writer:
+                store.save(index, arrays)
+            bar.update(len(index))
+    return out.result(prep, nobs)
+
+
+def fit_chunk(prep: Prepared, source, index: np.ndarray, group: int) -> dict:
+    """Per-replicate results of one chunk (padded to a whole number of groups of lanes)."""
+    lanes = -(-len(index) // group) * group
+    padded = np.concatenate([index, np.full(lanes - len(index), index[0], dtype=index.dtype)])
+    u0, data, invalid = source(padded)
+    raw = solve_two_pass(prep, u0, data, group)
+    inf = observed_inference(raw.information_z, raw.jacobian, raw.at_kink_z)
+    status = np.where(invalid, int(Status.INVALID_DATA), final_status(raw.status, inf.positive_definite))
+    bad = invalid[:, None]
+    arrays = {
+        "estimates": np.where(bad, np.nan, raw.x),
+        "loglik": np.where(invalid, np.nan, raw.loglik),
+        "logpost": np.where(invalid, np.nan, raw.logpost),
+        "status": status.astype(np.int8),
+        "n_iter": np.asarray(raw.n_iter, np.int32),
+        "grad_norm": np.where(invalid, np.nan, raw.grad_norm),
+        "cov": np.where(bad[..., None], np.nan, inf.cov),
+        "information": np.where(bad[..., None], np.nan, inf.information),
+        "positive_definite": inf.positive_definite & ~invalid,
+        "condition_number": np.where(invalid, np.nan, inf.condition_number),
+        "null_direction": np.where(bad, np.nan, inf.null_direction),
+        "at_kink": inf.at_kink & ~bad,
+    }
+    return {name: a[: len(index)] for name, a in arrays.items()}
+
+
+def solve_two_pass(prep: Prepared, u0: np.ndarray, data, group: int) -> RawFit:
+    """Solve every lane with a short iteration budget, then continue the unfinished lanes.
+
+    Under vmap a loop runs until its slowest lane stops; the second pass runs only the few
+    lanes still at work, from where they stopped, packed into as few groups as they fill."""
+    problem = prep.problem
+    budget = problem.default_max_iter()
+    first = min(FIRST_PASS_ITERATIONS, budget)
+    raw = solve_groups(dataclasses.replace(problem, max_iter=first), u0, prep, data, group)
+    todo = np.flatnonzero(raw.status == Status.MAX_ITER)
+    if first == budget or len(todo) == 0:
+        return raw
+    lanes = -(-len(todo) // group) * group
+    pick = np.concatenate([todo, np.full(lanes - len(todo), todo[0])])
+    rest = solve_groups(
+        dataclasses.replace(problem, max_iter=budget - first), raw.u[pick], prep, take(data, pick), group
+    )
+    n_iter = raw.n_iter.copy()
+    n_iter[todo] += rest.n_iter[: len(todo)]
+    merged = []
+    for mine, theirs in zip(raw, rest, strict=True):
+        if mine is None:
+            merged.append(None)
+            continue
+        mine = mine.copy()
+        mine[todo] = theirs[: len(todo)]
+        merged.append(mine)
+    return RawFit(*merged)._replace(n_iter=n_iter)
+
+
+def solve_groups(problem: Problem, u0: np.ndarray, prep: Prepared, data, group: int) -> RawFit:
+    """The batched solve, ``group`` lanes at a time (each device always runs the same
+    number of lanes, so a fit's result does not depend on how the lanes were grouped).
+    Every group is dispatched before any result is awaited."""
+    with _precision.context(prep.dtype):
+        fn, mesh = _compiled_sharded(problem, jax.device_count())
+        pending = []
+        for start in range(0, len(u0), group):
+            part = slice(start, start + group)
+            u_part, data_part = np.asarray(u0[part], prep.dtype), host_cast(take(data, part), prep.dtype)
+            if mesh is None:
+                out = fn(jnp.asarray(u_part), prep.fixed_leaves, jax.tree_util.tree_map(jnp.asarray, data_part))
+            else:
+                split = NamedSharding(mesh, P("replicate"))
+                u_dev = global_array(u_part, split)
+                data_dev = jax.tree_util.tree_map(lambda a: global_array(a, split), data_part)  # noqa: B023
+                out = fn(u_dev, prep.fixed_leaves, data_dev)
+            pending.append(out)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            pending = [multihost_utils.process_allgather(out, tiled=True) for out in pending]
+        host = [jax.tree_util.tree_map(np.asarray, out) for out in pending]
+    return jax.tree_util.tree_map(lambda *parts: np.concatenate(parts), *host)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_sharded(problem: Problem, n_devices: int):
+    if n_devices == 1:
+        return compiled_solve(problem, batched=True), None
+    mesh = Mesh(np.asarray(jax.devices()), ("replicate",))
+    local = jax.vmap(problem.solve, in_axes=(0, None, 0))
+    fn = jax.shard_map(
+        local, mesh=mesh, in_specs=(P("replicate"), P(), P("replicate")), out_specs=P("replicate"), check_vma=False
+    )
+    return jax.jit(fn), mesh
+
+
+def global_array(a: np.ndarray, sharding) -> jax.Array:
+    """A device array split by ``sharding``, built from the full host copy (each process
+    supplies the shards of its own devices)."""
+    return jax.make_array_from_callback(a.shape, sharding, lambda index: a[index])
+
+
+# --- results ------------------------------------------------------------------------------
+class Outputs:
+    """Preallocated per-replicate result arrays, filled chunk by chunk."""
+
+    def __init__(self, reps: int, k: int):
+        nan = lambda *shape: np.full((reps, *shape), np.nan)  # noqa: E731
+        self.arrays = {
+            "estimates": nan(k),
+            "loglik": nan(),
+            "logpost": nan(),
+            "status": np.zeros(reps, np.int8),
+            "n_iter": np.zeros(reps, np.int32),
+            "grad_norm": nan(),
+            "cov": nan(k, k),
+            "information": nan(k, k),
+            "positive_definite": np.zeros(reps, bool),
+            "condition_number": nan(),
+            "null_direction": nan(k),
+            "at_kink": np.zeros((reps, k), bool),
+        }
+        self.done = np.zeros(reps, bool)
+
+    def put(self, index: np.ndarray, arrays: dict) -> None:
+        if set(arrays) != set(self.arrays):
+            raise ValueError("checkpoint: a stored chunk does not hold the expected fields")
+        for name, a in arrays.items():
+            self.arrays[name][index] = a
+        self.done[index] = True
+
+    def result(self, prep: Prepared, nobs) -> BatchFitResult:
+        a, space = self.arrays, prep.problem.space
+        reps = len(self.done)
+        fixed = [np.asarray(v) for v in prep.fixed_leaves]
+        se_flat = np.sqrt(np.diagonal(a["cov"], axis1=-2, axis2=-1))
+        status = a["status"]
+        return BatchFitResult(
+            params=batched_params(space, a["estimates"], fixed, reps),
+            se=batched_params(space, se_flat, [np.zeros_like(v) for v in fixed], reps),
+            cov=a["cov"],
+            names=space.names,
+            loglik=a["loglik"],
+            logpost=a["logpost"],
+            converged=(status == Status.CONVERGED) | (status == Status.INFORMATION_NOT_PD),
+            status=status,
+            n_iter=a["n_iter"],
+            grad_norm=a["grad_norm"],
+            nobs=nobs,
+            df=space.m,
+            information=a["information"],
+            method=prep.method_name,
+            positive_definite=a["positive_definite"],
+            condition_number=a["condition_number"],
+            has_prior=prep.problem.has_prior,
+            null_direction=a["null_direction"],
+            at_kink=a["at_kink"],
+            estimates=a["estimates"],
+            _space=space,
+            _fixed_leaves=fixed,
+        )
+
+
+def batched_params(space, flat: np.ndarray, fixed_leaves: list, reps: int):
+    """The params pytree from ``(reps, k)`` flat values, every leaf with the replicate axis."""
+    free, start = [], 0
+    for leaf in space.free:
+        free.append(flat[:, start : start + leaf.size].reshape((reps, *leaf.shape)))
+        start += leaf.size
+    fixed = [np.broadcast_to(v, (reps, *v.shape)) for v in fixed_leaves]
+    return space.assemble(free, fixed)
+
+
+# --- inputs -------------------------------------------------------------------------------
+def replicate_count(host) -> int:
+    leaves = jax.tree_util.tree_leaves(host)
+    if not leaves:
+        raise ValueError("data: fit_batch needs data whose leaves carry a leading replicate axis")
+    lengths = {a.shape[0] if a.ndim else None for a in leaves}
+    if None in lengths or len(lengths) != 1:
+        shapes = [a.shape for a in leaves]
+        raise ValueError(f"data: every leaf needs the same leading replicate axis, got shapes {shapes}")
+    reps = lengths.pop()
+    if reps == 0:
+        raise ValueError("data: the replicate axis is empty")
+    return reps
+
+
+def invalid_replicates(host) -> np.ndarray:
+    """Replicates with a NaN or infinite value in any floating leaf of the data."""
+    bad = None
+    for a in jax.tree_util.tree_leaves(host):
+        if np.issubdtype(a.dtype, np.floating) or np.iscomplexobj(a):
+            b = ~np.isfinite(a).reshape(a.shape[0], -1).all(axis=1)
+            bad = b if bad is None else bad | b
+    return np.zeros(jax.tree_util.tree_leaves(host)[0].shape[0], bool) if bad is None else bad
+
+
+def replace_invalid(chunk):
+    """``(chunk, invalid)``: the non-finite replicates replaced by the first finite one (or zeros)."""
+    invalid = invalid_replicates(chunk)
+    if not invalid.any():
+        return chunk, invalid
+    good = np.flatnonzero(~invalid)
+
+    def fix(a):
+        a = a.copy()
+        a[invalid] = a[good[0]] if len(good) else 0
+        return a
+
+    return jax.tree_util.tree_map(fix, chunk), invalid
+
+
+def take(tree, index):
+    return jax.tree_util.tree_map(lambda a: np.asarray(a)[index], tree)
+
+
+def init_has_batch_axis(init, reps: int, batched_init) -> bool:
+    leaves = [np.asarray(v) for v in jax.tree_util.tree_leaves(init)]
+    leading = bool(leaves) and all(v.ndim >= 1 and v.shape[0] == reps for v in leaves)
+    if batched_init is None:
+        if leading and all(v.ndim == 1 for v in leaves):
+            raise ValueError(
+                f"init: every leaf is a vector of length {reps}, the number of replicates, so it is unclear whether "
+                "init carries a replicate axis: pass batched_init=True or batched_init=False"
+            )
+        return leading
+    if batched_init and not leading:
+        raise ValueError(f"init: batched_init=True but not every leaf has a leading axis of length {reps}")
+    return bool(batched_init)
+
+
+def check_batched_init(prep: Prepared, init_host) -> None:
+    """Every replicate's starting values inside the support (a user error otherwise)."""
+    for leaf, value in zip(prep.problem.space.leaves, jax.tree_util.tree_leaves(init_host), strict=True):
+        if leaf.fixed:
+            continue
+        elementwise = leaf.constraint.same_dimension and leaf.constraint.name != "ordered"
+        rows = [value] if elementwise else value
+        for i, row in enumerate(rows):
+            why = leaf.constraint.violation(row)
+            if why is not None:
+                where = "" if elementwise else f" in replicate {i}"
+                raise ValueError(f"init: {leaf.label!r}{where} {why} under its constraint {leaf.constraint!r}")
+
+
+def batched_u0(prep: Prepared, init_batch) -> np.ndarray:
+    """``(reps, m)`` unconstrained starting points from a batched init pytree."""
+    space = prep.problem.space
+    leaves = jax.tree_util.tree_leaves(init_batch)
+    free = [v for v, leaf in zip(leaves, space.leaves, strict=True) if not leaf.fixed]
+    with _precision.context(prep.dtype):
+        return np.asarray(_u_of_x(space)([jnp.asarray(v, prep.dtype) for v in free]))
+
+
+@functools.lru_cache(maxsize=64)
+def _u_of_x(space):
+    return jax.jit(jax.vmap(space.x_leaves_to_u))
+
+
+def model_inits(init_fn, chunk, dtype):
+    """A model's ``init`` for each replicate, traced once and run replicate by replicate
+    (``lax.map``, so a replicate's start does not depend on the chunk it sits in); a
+    non-traceable ``init`` runs in Python."""
+    with _precision.context(dtype):
+        try:
+            return jax.tree_util.tree_map(np.asarray, _mapped(init_fn)(to_device(chunk, dtype)))
+        except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError, TypeError):
+            reps = jax.tree_util.tree_leaves(chunk)[0].shape[0]
+            rows = [init_fn(take(chunk, i)) for i in range(reps)]
+            return jax.tree_util.tree_map(lambda *v: np.stack([np.asarray(x) for x in v]), *rows)
+
+
+@functools.lru_cache(maxsize=32)
+def _mapped(fn):
+    return jax.jit(lambda batch: jax.lax.map(fn, batch))
+
+
+def host_cast(data, dtype):
+    """Floating leaves of ``data`` as ``dtype`` NumPy arrays; others as they are."""
+    return jax.tree_util.tree_map(
+        lambda a: np.asarray(a, dtype) if np.issubdtype(np.asarray(a).dtype, np.floating) else np.asarray(a), data
+    )
+
+
+def to_device(data, dtype):
+    return jax.tree_util.tree_map(jnp.asarray, host_cast(data, dtype))
+
+
+# --- settings -----------------------------------------------------------------------------
+def block_lanes(per_rep: int) -> int:
+    """Lanes each device runs at once: a power of two set by the platform and the size of one
+    replicate's data only (never by the chunk size or the device count, so that results are
+    bit-identical however a run is split)."""
+    base = BLOCK_LANES_CPU if jax.default_backend() == "cpu" else BLOCK_LANES_ACCELERATOR
+    fits = max(1, BLOCK_ELEMENTS // per_rep)
+    return min(base, 1 << (fits.bit_length() - 1))
+
+
+def chunk_length(chunk_size, reps: int, per_rep: int, group: int) -> int:
+    """Replicates per chunk: as given, else a whole number of groups of lanes whose data stay
+    under DEFAULT_CHUNK_ELEMENTS."""
+    if chunk_size is None:
+        fitting = min(DEFAULT_MAX_CHUNK, DEFAULT_CHUNK_ELEMENTS // per_rep)
+        chunk_size = max(group, fitting // group * group)
+    return min(int(chunk_size), reps)
+
+
+def progress_mode(progress) -> tuple[bool, float]:
+    """(show, delay): ``None`` shows a bar on a terminal once the run has lasted 2 s."""
+    if progress is None:
+        return sys.stderr.isatty(), 2.0
+    if not isinstance(progress, bool):
+        raise ValueError(f"progress must be True, False or None, got {progress!r}")
+    return progress, 0.0
+
+
+def run_fingerprint(prep: Prepared, reps: int, kind: str, label: str) -> dict:
+    """What identifies a run for its checkpoint (data digests are added by the caller)."""
+    problem = prep.problem
+    return {
+        "kind": kind,
+        "model": label,
+        "reps": reps,
+        "names": problem.space.names,
+        "method": prep.method_name,
+        "tol": problem.tol,
+        "max_iter": problem.max_iter,
+        "dtype": str(prep.dtype),
+        "prior": repr(problem.priors),
+        "fixed": tree_digest([np.asarray(v) for v in prep.fixed_leaves]),
+    }
+
+
+def tree_digest(tree) -> str:
+    """A digest of every leaf's shape, dtype and bytes."""
+    h = hashlib.blake2b(digest_size=16)
+    for leaf in jax.tree_util.tree_leaves(tree):
+        a = np.ascontiguousarray(np.asarray(leaf))
+        h.update(json.dumps([a.shape, str(a.dtype)]).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()

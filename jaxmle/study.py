@@ -1,0 +1,323 @@
+"""Simulation studies: simulate many datasets from known parameters, fit them all, and measure
+the estimator (bias, spread, RMSE, Wald coverage, Cramér–Rao efficiency).
+
+Replicate ``i`` is simulated with the key ``jax.random.fold_in(jax.random.key(seed), i)``,
+so its data, and hence every result, are the same whatever the chunk size, the number of
+devices, or the interruptions of a checkpointed run.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _precision
+from .batch import (
+    batched_u0,
+    model_inits,
+    replace_invalid,
+    run_batch,
+    run_fingerprint,
+    take,
+    tree_digest,
+)
+from .batch_results import BatchFitResult, _fmt, _table
+from .fit import check_at_start, prepare
+from .models.base import Model
+from .parameters import build_space
+from .results import normal_quantile
+from .validation import check_positive_int
+
+__all__ = ["simulation_study", "StudyResult"]
+
+
+@dataclass
+class StudyResult:
+    """The outcome of a simulation study.
+
+    Statistics are pytrees shaped like ``truth``, over the fits that converged (``used`` of
+    ``reps``); coverage and mean SE over those with a finite SE:
+
+    - ``bias`` = mean(θ̂) − θ, ``sd`` = SD(θ̂), ``rmse`` = √mean((θ̂ − θ)²);
+    - ``mean_se``: the mean Wald standard error; ``coverage``: the share of 95% Wald
+      intervals θ̂ ± 1.96·SE that contain θ;
+    - ``crlb_sd``: √ of the Cramér–Rao bound, the diagonal of (n·I₁(θ))⁻¹ from the model's
+      Fisher information per observation (for a custom model, the inverse of the Monte Carlo
+      mean of the observed information); ``efficiency`` = CRLB variance / var(θ̂).
+
+    ``mcse`` holds their Monte Carlo standard errors (same keys; efficiency's assumes
+    normal estimates).
+    """
+
+    fits: BatchFitResult
+    truth: Any
+    n: int
+    reps: int
+    used: int
+    bias: Any
+    sd: Any
+    mean_se: Any
+    rmse: Any
+    coverage: Any
+    crlb_sd: Any
+    efficiency: Any
+    mcse: dict
+    label: str = "model"
+    crlb_source: str = "Fisher information"
+    flat: dict = field(default_factory=dict, repr=False)  # name -> (k,) arrays, in the order of fits.names
+
+    def summary(self) -> str:
+        """The statistics as a table, Monte Carlo standard errors in parentheses."""
+        head = ["name", "truth", "bias", "SD", "mean SE", "RMSE", "coverage", "CRLB SD", "efficiency"]
+        f, e = self.flat, {k: v for k, v in self.flat.items() if k.startswith("mcse_")}
+        rows = []
+        for j, name in enumerate(self.fits.names):
+            row = [name, _fmt(f["truth"][j])]
+            for stat in ("bias", "sd", "mean_se", "rmse", "coverage"):
+                row.append(f"{_fmt4(f[stat][j])} ({_fmt4(e['mcse_' + stat][j])})")
+            row.append(_fmt4(f["crlb_sd"][j]))
+            row.append(f"{_fmt4(f['efficiency'][j])} ({_fmt4(e['mcse_efficiency'][j])})")
+            rows.append(row)
+        counts = ", ".join(f"{s.name}: {c}" for s, c in self.fits.status_counts().items())
+        lines = [
+            f"simulation study: {self.label}    n = {self.n}    reps = {self.reps}    converged: {self.used}",
+            f"statuses: {counts}",
+            f"Monte Carlo standard errors in parentheses; coverage of the 95% Wald interval; CRLB from the "
+            f"{self.crlb_source}",
+        ]
+        return "\n".join(lines + _table(head, rows))
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def plot(self, path=None):
+        """Histogram of each estimate against its asymptotic normal N(θ, CRLB) (matplotlib).
+
+        Returns the figure; saves it to ``path`` when given."""
+        from .plotting import plot_study
+
+        return plot_study(self, path)
+
+
+def simulation_study(
+    model=None,
+    truth=None,
+    n=None,
+    reps=None,
+    *,
+    seed,
+    simulate=None,
+    loglik=None,
+    init=None,
+    constraints=None,
+    method="auto",
+    tol=None,
+    max_iter=None,
+    dtype=None,
+    chunk_size=None,
+    checkpoint=None,
+    progress=None,
+) -> StudyResult:
+    """Simulate ``reps`` datasets of size ``n`` from ``truth``, fit each, and summarize.
+
+    ``model`` is a built-in model (``jm.models.poisson()``), or pass ``simulate(key, params, n)``
+    and ``loglik(params, data)`` for a custom one (starting values: ``init``, else ``truth``).
+    ``chunk_size``, ``checkpoint`` and ``progress`` are those of ``fit_batch``.
+    """
+    if model is not None and not isinstance(model, Model):
+        raise ValueError(f"model must be a built-in model such as jm.models.poisson(), got {type(model).__name__}")
+    if model is not None and (simulate is not None or loglik is not None):
+        raise ValueError("simulate/loglik: give either a built-in model or simulate= and loglik=, not both")
+    if model is None and not (callable(simulate) and callable(loglik)):
+        raise ValueError("simulate/loglik: without a built-in model, pass both simulate= and loglik= functions")
+    if truth is None:
+        raise ValueError("truth: the parameter values to simulate from are required")
+    n = check_positive_int("n", n, allow_none=False)
+    reps = check_positive_int("reps", reps, allow_none=False)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    simulate = model.simulate if model is not None else simulate
+    dt = _precision.resolve(dtype)
+    truth_host = jax.tree_util.tree_map(lambda v: np.asarray(v, dt), truth)
+    merged = dict((model.constraints or {}) if model is not None else {})
+    merged.update(constraints or {})
+    _check_support(truth_host, merged)
+    generate = _generator(simulate, n, dt, int(seed), truth_host)
+    one = take(generate(np.zeros(1, np.int64)), 0)
+
+    per_data_init = model is not None and init is None  # each replicate starts at model.init of its data
+    if init is None:
+        init = model.init(one) if model is not None else truth_host
+    prep = prepare(
+        model or loglik,
+        init,
+        one,
+        constraints=constraints,
+        prior=None,
+        fixed=None,
+        method=method,
+        nobs=None,
+        tol=tol,
+        max_iter=max_iter,
+        dtype=dt,
+        batched=True,
+    )
+    space = prep.problem.space
+    truth_flat = _flat_truth(space, truth_host)
+    nobs = check_at_start(prep, prep.data, finite=False)
+
+    def source(index):
+        chunk, invalid = replace_invalid(generate(index))
+        if per_data_init:
+            u0 = batched_u0(prep, model_inits(model.init, chunk, dt))
+        else:
+            u0 = np.broadcast_to(prep.u0, (len(index),) + prep.u0.shape)
+        return u0, chunk, invalid
+
+    label = model.name if model is not None else f"{_name(simulate)} / {_name(loglik)}"
+    fingerprint = lambda: (
+        run_fingerprint(  # noqa: E731
+            prep, reps, "simulation_study", repr(model) if model is not None else label
+        )
+        | {
+            "n": n,
+            "seed": int(seed),
+            "truth": tree_digest(truth_host),
+            "first": tree_digest(one),
+            "init": tree_digest(init) + ("/per-replicate" if per_data_init else ""),
+        }
+    )
+    fits = run_batch(
+        prep,
+        nobs,
+        reps,
+        source,
+        chunk_size=chunk_size,
+        progress=progress,
+        checkpoint=checkpoint,
+        fingerprint=fingerprint,
+    )
+
+    if model is not None:
+        info = np.asarray(model.fisher_information(truth_host), dtype=float)
+        if info.shape != (space.k, space.k):
+            raise ValueError(f"{label}: fisher_information returned shape {info.shape}, expected {(space.k, space.k)}")
+        total, source_text = n * info, "model's Fisher information"
+    else:
+        ok = fits.converged & np.all(np.isfinite(fits.information), axis=(1, 2))
+        total, source_text = np.mean(fits.information[ok], axis=0), "Monte Carlo mean of the observed information"
+    crlb_var = np.diagonal(np.linalg.pinv(total, hermitian=True)).copy()
+    flat = study_statistics(fits, truth_flat, crlb_var)
+    tree = lambda v: space.assemble(space.x_flat_to_leaves(v), [])  # noqa: E731
+    return StudyResult(
+        fits=fits,
+        truth=truth_host,
+        n=n,
+        reps=reps,
+        used=int(fits.converged.sum()),
+        bias=tree(flat["bias"]),
+        sd=tree(flat["sd"]),
+        mean_se=tree(flat["mean_se"]),
+        rmse=tree(flat["rmse"]),
+        coverage=tree(flat["coverage"]),
+        crlb_sd=tree(flat["crlb_sd"]),
+        efficiency=tree(flat["efficiency"]),
+        mcse={k[5:]: tree(v) for k, v in flat.items() if k.startswith("mcse_")},
+        label=label,
+        crlb_source=source_text,
+        flat=flat,
+    )
+
+
+def study_statistics(fits: BatchFitResult, truth: np.ndarray, crlb_var: np.ndarray, level: float = 0.95) -> dict:
+    """Per-parameter statistics and their Monte Carlo standard errors, as ``(k,)`` arrays."""
+    ok = fits.converged
+    est = fits.estimates[ok]
+    se = fits.standard_errors[ok]
+    r = est.shape[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        err = est - truth
+        sd = np.std(est, axis=0, ddof=1) if r > 1 else np.full(truth.shape, np.nan)
+        sq = err**2
+        rmse = np.sqrt(sq.mean(axis=0)) if r else np.full(truth.shape, np.nan)
+        has_se = np.isfinite(se)
+        r_se = has_se.sum(axis=0)
+        se0 = np.where(has_se, se, 0.0)
+        mean_se = se0.sum(axis=0) / r_se
+        sd_se = np.sqrt(np.where(has_se, (se0 - mean_se) ** 2, 0.0).sum(axis=0) / np.maximum(r_se - 1, 1))
+        q = normal_quantile(0.5 + level / 2.0)
+        covered = (np.abs(err) <= q * se0) & has_se
+        coverage = covered.sum(axis=0) / r_se
+        efficiency = crlb_var / sd**2
+        return {
+            "truth": truth,
+            "bias": err.mean(axis=0) if r else np.full(truth.shape, np.nan),
+            "sd": sd,
+            "mean_se": mean_se,
+            "rmse": rmse,
+            "coverage": coverage,
+            "crlb_sd": np.sqrt(crlb_var),
+            "efficiency": efficiency,
+            "mcse_bias": sd / math.sqrt(max(r, 1)),
+            "mcse_sd": sd / math.sqrt(max(2 * (r - 1), 1)),
+            "mcse_mean_se": sd_se / np.sqrt(r_se),
+            "mcse_rmse": np.std(sq, axis=0, ddof=1) / math.sqrt(max(r, 1)) / (2 * rmse) if r > 1 else rmse * np.nan,
+            "mcse_coverage": np.sqrt(coverage * (1 - coverage) / r_se),
+            "mcse_efficiency": efficiency * math.sqrt(2.0 / max(r - 1, 1)),
+        }
+
+
+def _generator(simulate: Callable, n: int, dtype, seed: int, truth) -> Callable:
+    """``index -> data`` (host arrays with a leading replicate axis)."""
+    fn = _compiled_simulator(simulate, n)
+
+    def generate(index):
+        with _precision.context(dtype):
+            key = jax.random.key(seed)
+            truth_dev = jax.tree_util.tree_map(lambda v: jnp.asarray(v, dtype), truth)
+            out = fn(key, truth_dev, jnp.asarray(index, jnp.uint32))
+            return jax.tree_util.tree_map(np.asarray, out)
+
+    return generate
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_simulator(simulate: Callable, n: int):
+    def one(key, truth, i):
+        return simulate(jax.random.fold_in(key, i), truth, n)
+
+    return jax.jit(jax.vmap(one, in_axes=(None, None, 0)))
+
+
+def _check_support(truth, constraints) -> None:
+    """The truth inside every parameter's support (before anything is simulated from it)."""
+    space, values = build_space(truth, constraints, {})
+    for leaf, value in zip(space.leaves, values, strict=True):
+        why = leaf.constraint.violation(value)
+        if why is not None:
+            raise ValueError(f"truth: {leaf.label!r} {why} under its constraint {leaf.constraint!r}")
+
+
+def _flat_truth(space, truth) -> np.ndarray:
+    leaves, treedef = jax.tree_util.tree_flatten(truth)
+    if treedef != space.treedef:
+        raise ValueError(f"truth must have the structure of the parameters ({space.treedef}), got {treedef}")
+    for leaf, value in zip(space.leaves, leaves, strict=True):
+        if value.shape != leaf.shape:
+            raise ValueError(f"truth: {leaf.label!r} has shape {value.shape}, expected {leaf.shape}")
+    return np.concatenate([v.reshape(-1) for v in leaves]).astype(float)
+
+
+def _name(fn) -> str:
+    return getattr(fn, "__qualname__", type(fn).__name__)
+
+
+def _fmt4(v: float) -> str:
+    return "nan" if not np.isfinite(v) else f"{v:.4g}"
