@@ -455,7 +455,7 @@ def model_inits(init_fn, chunk, dtype):
     with _precision.context(dtype):
         try:
             return jax.tree_util.tree_map(np.asarray, _mapped(init_fn)(to_device(chunk, dtype)))
-        except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError, TypeError):
+        except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError, TypeError, ValueError):
             reps = jax.tree_util.tree_leaves(chunk)[0].shape[0]
             rows = [init_fn(take(chunk, i)) for i in range(reps)]
             return jax.tree_util.tree_map(lambda *v: np.stack([np.asarray(x) for x in v]), *rows)

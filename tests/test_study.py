@@ -171,12 +171,15 @@ def test_same_seed_same_results_across_chunks_and_interruptions(tmp_path, monkey
 
 
 MEMORY = """
-import json, resource, sys
+import json, sys
 sys.path.insert(0, {root!r})
 import jaxmle as jm
 from tests.test_study import NormalVar
 st = jm.simulation_study(NormalVar(), {{"mu": 0.0, "var": 1.0}}, 20, {reps}, seed=0, chunk_size={chunk}, progress=False)
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM: this process's peak resident memory (ru_maxrss would include the peak of the
+# process that started it, which Linux carries across fork and exec)
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
+rss = int(hwm.split()[1]) * 1024
 print(json.dumps({{"rss": rss, "used": st.used, "coverage": float(st.coverage["mu"])}}))
 """
 
