@@ -84,11 +84,7 @@ def run(strategy: Strategy, objective: Callable, u0, max_iter: int) -> SolverRes
         finite = jnp.isfinite(r.f) & jnp.all(jnp.isfinite(r.u))
         steady = r.full_step & _steady(step, s.last_step, r.u, s.u)
         runaway = jnp.where(steady, s.runaway + 1, 0)
-        ran_off = lax.cond(
-            runaway >= RUNAWAY_ITERATIONS,
-            lambda: _probe_confirms(objective, r.u, step, r.f),
-            lambda: jnp.bool_(False),
-        )
+        ran_off = _probe_confirms(objective, r.u, step, r.f, runaway >= RUNAWAY_ITERATIONS)
         status = jnp.select(
             [~finite, ran_off, r.failed != Status.CONVERGED, r.converged],
             [Status.NONFINITE, Status.NO_FINITE_MAXIMUM, r.failed, Status.CONVERGED],
@@ -117,12 +113,22 @@ def _steady(step, last_step, u_new, u_old):
     return (cos > 0.9) & (norm >= 0.5 * last) & (jnp.linalg.norm(u_new) > jnp.linalg.norm(u_old))
 
 
-def _probe_confirms(objective, u, step, f):
-    """True when the objective is strictly lower far along ``step`` from ``u``."""
+def _probe_confirms(objective, u, step, f, active):
+    """True when ``active`` and the objective is strictly lower far along ``step`` from ``u``.
+
+    The probes run in a loop whose trip count is zero for inactive fits, so under ``vmap``
+    (where a ``cond`` would evaluate both branches for every fit) they cost nothing until
+    some fit shows the run-off signature."""
     direction = step / jnp.maximum(jnp.linalg.norm(step), jnp.finfo(step.dtype).tiny)
     reach = 1.0 + jnp.linalg.norm(u)
     scales = jnp.asarray(PROBE_SCALES, u.dtype)
-    values = jax.vmap(lambda s: objective(u + s * reach * direction))(scales)
+    trips = jnp.where(active, len(PROBE_SCALES), 0)
+
+    def probe(carry):
+        i, values = carry
+        return i + 1, values.at[i].set(objective(u + scales[i] * reach * direction))
+
+    _, values = lax.while_loop(lambda c: c[0] < trips, probe, (0, jnp.full(len(PROBE_SCALES), jnp.nan, u.dtype)))
     near_lower = jnp.isfinite(values[0]) & (values[0] < f)
     none_higher = jnp.all(jnp.where(jnp.isnan(values), True, values < f))
-    return near_lower & none_higher
+    return active & near_lower & none_higher
