@@ -105,13 +105,15 @@ def gaussian_data(R, n=100, seed=2):
 # --- jaxmle side --------------------------------------------------------------------------------
 
 
-def jaxmle_batch(loglik, init, data, constraints=None, repeat=3):
+def jaxmle_batch(loglik, init, data, constraints=None, repeat=3, **kw):
     import jaxmle as jm
 
     t = time.perf_counter()
-    res = jm.fit_batch(loglik, init, data, constraints=constraints, progress=False)
+    res = jm.fit_batch(loglik, init, data, constraints=constraints, progress=False, **kw)
     first = time.perf_counter() - t
-    steady, res = best_of(lambda: jm.fit_batch(loglik, init, data, constraints=constraints, progress=False), repeat)
+    steady, res = best_of(
+        lambda: jm.fit_batch(loglik, init, data, constraints=constraints, progress=False, **kw), repeat
+    )
     return res, first, steady
 
 
