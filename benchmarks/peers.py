@@ -89,6 +89,14 @@ def iminuit_logit(X, y, tight=False):
     from iminuit import Minuit
 
     m = Minuit(lambda b: logistic_nll(b, X, y), np.zeros(X.shape[1]), grad=lambda b: logistic_grad(b, X, y))
+    return migrad_hesse(m, tight)
+
+
+def migrad_hesse(m, tight):
+    """MIGRAD then HESSE on a negative log-likelihood (errordef 0.5); tight: EDM tolerance
+    1e-10 and strategy 2."""
+    from iminuit import Minuit
+
     m.errordef = Minuit.LIKELIHOOD
     if tight:
         m.tol = 1e-10
@@ -127,15 +135,9 @@ def iminuit_weibull(x, tight=False):
     from iminuit import Minuit
 
     m = Minuit(lambda k, lam: weibull_nll((k, lam), x), k=1.0, lam=float(np.mean(x)))
-    m.errordef = Minuit.LIKELIHOOD
     m.limits["k"] = (1e-6, None)
     m.limits["lam"] = (1e-9, None)
-    if tight:
-        m.tol = 1e-10
-        m.strategy = 2
-    m.migrad()
-    m.hesse()
-    return np.asarray(m.values), np.asarray(m.errors)
+    return migrad_hesse(m, tight)
 
 
 def sm_generic_weibull(x, tight=False):
