@@ -248,3 +248,29 @@ def test_plot_and_command(tmp_path, monkeypatch, capsys):
     assert (out / "study.png").exists()
     assert cli.main(["simulate", "no_such_model", "--n", "5", "--reps", "5", "--truth", "a=1"]) == 2
     assert "unknown model" in capsys.readouterr().err
+
+
+def test_simulate_command_passes_factory_arguments(capsys):
+    from jaxmle import cli
+
+    code = cli.main(
+        [
+            "simulate",
+            "binomial",
+            "--model-arg",
+            "trials=10",
+            "--n",
+            "40",
+            "--reps",
+            "200",
+            "--truth",
+            "p=0.3",
+            "--seed",
+            "1",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "│ p " in out
+    # without the factory's argument: a clear error, exit code 2
+    assert cli.main(["simulate", "binomial", "--n", "40", "--reps", "20", "--truth", "p=0.3"]) == 2
+    assert "--model-arg" in capsys.readouterr().err

@@ -26,6 +26,13 @@ def register(sub) -> None:
         metavar="NAME=VALUE",
         help="true value of every parameter, e.g. rate=3, or beta=0.5,1,-1 for a vector",
     )
+    p.add_argument(
+        "--model-arg",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="arguments of the model's factory, e.g. trials=10 for binomial or k=4 for categorical",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--chunk-size", type=int, default=None, help="replicates per chunk (bounds memory)")
     p.add_argument("--checkpoint", default=None, metavar="PATH", help="directory for resumable checkpoints")
@@ -37,7 +44,7 @@ def run(args) -> int:
     import jaxmle as jm
 
     try:
-        model = _model(args.model)
+        model = _model(args.model, _factory_args(args.model_arg))
         truth = _truth(args.truth)
         study = jm.simulation_study(
             model, truth, args.n, args.reps, seed=args.seed, chunk_size=args.chunk_size, checkpoint=args.checkpoint
@@ -58,7 +65,24 @@ def run(args) -> int:
     return 0
 
 
-def _model(name: str):
+def _factory_args(items: list[str]) -> dict:
+    """``["trials=10"]`` -> ``{"trials": 10}`` (integers stay integers)."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--model-arg: expected NAME=VALUE, got {item!r}")
+        try:
+            out[name] = int(value)
+        except ValueError:
+            try:
+                out[name] = float(value)
+            except ValueError:
+                raise ValueError(f"--model-arg: {name} must be a number, got {value!r}") from None
+    return out
+
+
+def _model(name: str, factory_args: dict):
     from jaxmle import models
 
     factory = getattr(models, name, None)
@@ -70,9 +94,9 @@ def _model(name: str):
     if factory is None or not callable(factory) or name in ("Model", "resolve"):
         raise ValueError(f"model: unknown model {name!r} (available: {', '.join(available) or 'none'})")
     try:
-        model = factory()
+        model = factory(**factory_args)
     except TypeError as err:
-        raise ValueError(f"model: {name!r} cannot be built without arguments ({err})") from None
+        raise ValueError(f"model: {name!r} needs its factory's arguments as --model-arg NAME=VALUE ({err})") from None
     if not isinstance(model, models.Model):
         raise ValueError(f"model: {name!r} is not a model factory")
     return model
