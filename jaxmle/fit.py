@@ -12,7 +12,15 @@ import numpy as np
 from . import _precision, covariance, models, validation
 from .inference import Inference, observed_inference
 from .parameters import ParameterSpace
-from .problem import QUICK_COMPILE_MAX_ELEMENTS, Problem, RawFit, compiled_loglik, compiled_solve, resolve_method
+from .problem import (
+    QUICK_COMPILE_MAX_ELEMENTS,
+    Problem,
+    RawFit,
+    compiled_loglik,
+    compiled_solve,
+    has_l1,
+    resolve_method,
+)
 from .results import FitResult
 from .status import Status
 
@@ -62,8 +70,7 @@ def prepare(
     validation.check_init(space, values)
     fixed_values = validation.check_fixed(space, fixed, values)
     priors, log_prior = validation.check_priors(space, prior)
-    has_l1 = any(type(p).__name__ == "Laplace" for _, p in priors)
-    method_name, solver = resolve_method(method, space.m, has_l1)
+    method_name, solver = resolve_method(method, space.m, has_l1(priors))
     if not batched:
         validation.check_data(data)
 

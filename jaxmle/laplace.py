@@ -125,7 +125,7 @@ def laplace(res) -> LaplaceApproximation:
     prep = res._prep
     if prep is None:
         raise ValueError("this FitResult carries no problem (it was not made by jm.fit)")
-    if any(type(p).__name__ == "Laplace" for _, p in prep.problem.priors):
+    if prep.problem.has_l1:
         raise ValueError(
             "laplace: a Laplace (L1) prior has a kink at its centre, where no Gaussian approximation is defined"
         )

@@ -55,6 +55,11 @@ class RawFit(NamedTuple):
     at_kink_z: jax.Array
 
 
+def has_l1(priors) -> bool:
+    """Whether ``((key, Prior), ...)`` holds a Laplace (L1) prior."""
+    return any(isinstance(p, Laplace) for _, p in priors)
+
+
 def resolve_method(method, m: int, has_l1: bool) -> tuple[str, Hashable]:
     """(display name, solver key) for ``method``; raises ValueError for bad values."""
     if isinstance(method, optax.GradientTransformation):
@@ -132,7 +137,7 @@ class Problem:
         kind, transform = self.solver
         tol = self.tol if self.tol is not None else default_tol("optax" if kind == "adam" else kind, dtype)
         if kind == "newton":
-            if self._has_l1():
+            if self.has_l1:
                 return solvers.proximal_newton(smooth, l1_weight, l1_centre, tol)
             return solvers.newton(smooth, tol)
         if kind == "lbfgs":
@@ -140,8 +145,10 @@ class Problem:
         transform = optax.adam(1e-2) if kind == "adam" else transform
         return solvers.gradient_transformation(total, transform, tol)
 
-    def _has_l1(self) -> bool:
-        return any(isinstance(p, Laplace) for _, p in self.priors)
+    @property
+    def has_l1(self) -> bool:
+        """Whether a Laplace (L1) prior makes the objective non-smooth."""
+        return has_l1(self.priors)
 
     def default_max_iter(self) -> int:
         kind = self.solver[0]

@@ -130,7 +130,7 @@ class _Objective:
         if res._prep is None:
             raise ValueError("this FitResult carries no problem to profile (it was not made by jm.fit)")
         prep = res._prep
-        if any(type(p).__name__ == "Laplace" for _, p in prep.problem.priors):
+        if prep.problem.has_l1:
             raise ValueError("profile: a fit with a Laplace (L1) prior has no smooth profile; use conf_int('wald')")
         self.res, self.prep, self.problem = res, prep, prep.problem
         self.u_hat = np.asarray(res._u, dtype=np.float64)
