@@ -37,34 +37,55 @@ def check(cov_type, prep, model) -> None:
             f"cov_type={cov_type!r} is for maximum-likelihood fits; a fit with a prior uses the observed "
             "information of the log-posterior (cov_type='observed')"
         )
+    shape = _loglik_shape(prep)
     if cov_type == "expected":
-        if model is None:
-            raise ValueError("cov_type='expected' needs a built-in model that provides fisher_information")
+        why = expected_unavailable(model, prep.problem.space, prep.nobs if shape is None or len(shape) != 1 else 1)
+        if why is not None:
+            raise ValueError(f"cov_type='expected' {why}")
         return
-    problem, space = prep.problem, prep.problem.space
-    with _precision.context(prep.dtype):
-        free = space.u_to_x_leaves(jnp.asarray(prep.u0, prep.dtype))
-        try:
-            shape = jax.eval_shape(lambda f: problem.loglik_terms(f, prep.fixed_leaves, prep.data), free).shape
-        except Exception:  # a failing loglik is reported by the check at the starting values
-            return
-    if len(shape) != 1:
+    if shape is not None and len(shape) != 1:
         raise ValueError(
             f"cov_type={cov_type!r} needs per-observation scores: loglik must return one term per "
             f"observation (a vector), but it returned shape {shape}"
         )
 
 
-def expected_information(model, params, nobs, space, dtype) -> np.ndarray | None:
+def _loglik_shape(prep):
+    """The shape of the log-likelihood at the start (traced, not compiled), or None if it fails
+    (the check at the starting values then reports it)."""
+    problem, space = prep.problem, prep.problem.space
+    with _precision.context(prep.dtype):
+        free = space.u_to_x_leaves(jnp.asarray(prep.u0, prep.dtype))
+        try:
+            return jax.eval_shape(lambda f: problem.loglik_terms(f, prep.fixed_leaves, prep.data), free).shape
+        except Exception:
+            return None
+
+
+def expected_unavailable(model, space, nobs) -> str | None:
+    """Why the model's expected information cannot serve this fit, or None when it can."""
+    if model is None:
+        return "needs a built-in model that provides fisher_information"
+    if nobs is None:
+        return "needs the number of observations: a per-observation loglik, or nobs="
+    if any(leaf.fixed for leaf in space.leaves):
+        return "needs every parameter free (the model's information covers all of them)"
+    if space.k != space.m:
+        return "is not available for simplex parameters (the information is on the simplex's tangent space)"
+    return None
+
+
+def expected_information(model, params, data, nobs, space, dtype) -> np.ndarray | None:
     """n·I₁(θ̂) in the order of the fit's names, where ``model`` provides it; else None.
 
-    Needs the number of observations, and no fixed or simplex parameters (the model's
-    per-observation information covers all of its parameters in the user's coordinates)."""
-    if model is None or nobs is None or any(leaf.fixed for leaf in space.leaves) or space.k != space.m:
+    For a regression the information is conditional on the fitted design ``data["X"]``
+    (Xᵀ W X / n per observation), not the population design of ``simulate``."""
+    if expected_unavailable(model, space, nobs) is not None:
         return None
+    design = {"X": data["X"]} if isinstance(data, dict) and "X" in data else {}
     try:
         with _precision.context(dtype):
-            info = np.asarray(model.fisher_information(params), dtype=np.float64)
+            info = np.asarray(model.fisher_information(params, **design), dtype=np.float64)
     except NotImplementedError:
         return None
     if info.shape != (space.k, space.k):
@@ -79,10 +100,7 @@ def replace(inf: Inference, cov_type: str, raw, prep, expected) -> Inference:
     """``inf`` with ``cov`` and ``se`` from ``cov_type`` (diagnostics stay the observed ones)."""
     if cov_type == "expected":
         if expected is None:
-            raise ValueError(
-                "cov_type='expected': the model's fisher_information is not available for this fit "
-                "(it needs nobs and no fixed or simplex parameters)"
-            )
+            raise ValueError("cov_type='expected': the model does not implement fisher_information")
         cov = observed_inference(expected, None, np.zeros(len(expected), bool)).cov
     else:
         S = np.asarray(scores(prep, raw), dtype=np.float64)

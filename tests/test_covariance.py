@@ -115,3 +115,22 @@ def test_expected_information_from_a_model():
         [exp_fit.se["loc"], exp_fit.se["scale"]], np.sqrt(2 * s**2 / 80) * np.ones(2), rtol=1e-10
     )
     assert fit_linear("observed", *regression_data()).expected_information is None  # not a model
+
+
+def test_expected_information_of_a_regression_uses_the_fitted_design():
+    # canonical link: the expected information conditional on X equals the observed one
+    model = jm.models.logistic_regression()
+    with jax.enable_x64(True):
+        data = model.simulate(jax.random.key(3), {"beta": jnp.array([0.2, 1.0, -0.5])}, 400)
+    data = {"X": np.asarray(data["X"]) * np.array([1.0, 10.0, 0.1]), "y": np.asarray(data["y"])}
+    obs = jm.fit(model, data)
+    exp = jm.fit(model, data, cov_type="expected")
+    np.testing.assert_allclose(exp.se["beta"], obs.se["beta"], rtol=1e-8)
+
+
+def test_expected_covariance_is_refused_before_compiling_when_unavailable():
+    x = np.random.default_rng(0).normal(size=30)
+    with pytest.raises(ValueError, match="needs every parameter free"):
+        jm.fit(jm.models.gaussian(), {"mu": 0.0, "sigma": 1.0}, x, fixed={"sigma": 1.0}, cov_type="expected")
+    with pytest.raises(ValueError, match="needs a built-in model"):
+        jm.fit(lambda p, d: -0.5 * (d - p["mu"]) ** 2, {"mu": 0.0}, x, cov_type="expected")
