@@ -60,11 +60,13 @@ def prepare(
     max_iter = validation.check_positive_int("max_iter", max_iter)
     nobs = validation.check_positive_int("nobs", nobs)
 
-    keys = _top_keys(init)
-    constraints = validation.check_names("constraints", constraints, keys)
+    constraints = validation.as_mapping("constraints", constraints)
     validation.check_constraints(constraints)
-    fixed = validation.check_names("fixed", fixed, keys)
+    fixed = validation.as_mapping("fixed", fixed)
     space, values = _build_space(init, constraints, fixed)
+    keys = {leaf.key for leaf in space.leaves}
+    validation.check_names("constraints", constraints, keys)
+    validation.check_names("fixed", fixed, keys)
     if len(space.free) == 0:
         raise ValueError("fixed: every parameter is fixed, so there is nothing to fit")
     validation.check_init(space, values)
@@ -104,6 +106,8 @@ def check_at_start(prep: Prepared, data_one, finite: bool = True) -> int | None:
             bad = "" if values.ndim == 0 else f" ({int((~np.isfinite(values)).sum())} of {values.size} terms)"
             raise ValueError(f"loglik is not finite at the starting values (init){bad}")
         prior_value = np.asarray(problem.log_prior_value(free, prep.fixed_leaves, smooth=False))
+        if prior_value.ndim != 0:
+            raise ValueError(f"prior: the log-prior must return a scalar, got shape {prior_value.shape}")
         if finite and not np.isfinite(prior_value):
             raise ValueError("prior: the log-prior is not finite at the starting values (init)")
     if len(shape) == 1:
@@ -257,13 +261,6 @@ def describe_direction(names: list[str], direction: np.ndarray, tol: float = 0.0
         coef = "" if abs(abs(d[i]) - 1) < 1e-3 else f"{abs(d[i]):.3g}*"
         text += f" {'-' if d[i] < 0 else '+'} {coef}{names[i]}"
     return text
-
-
-def _top_keys(init) -> set[str]:
-    flat, _ = jax.tree_util.tree_flatten_with_path(init)
-    from .parameters import _top_key
-
-    return {_top_key(path) if path else "params" for path, _ in flat}
 
 
 def _build_space(init, constraints, fixed) -> tuple[ParameterSpace, list]:

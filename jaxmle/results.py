@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import math
+import numbers
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,8 +25,15 @@ __all__ = ["FitResult", "Status"]
 def normal_quantile(p: float) -> float:
     """Standard normal quantile Φ⁻¹(p) (Wichura's AS 241, through the standard library)."""
     if not 0.0 < p < 1.0:
-        raise ValueError(f"level must be strictly between 0 and 1, got {p}")
+        raise ValueError(f"p must be strictly between 0 and 1, got {p}")
     return statistics.NormalDist().inv_cdf(p)
+
+
+def wald_z(level: float) -> float:
+    """The critical value z with P(|Z| <= z) = ``level``: a Wald interval is estimate ± z·SE."""
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0.0 < level < 1.0:
+        raise ValueError(f"level must be strictly between 0 and 1, got {level!r}")
+    return normal_quantile(0.5 + level / 2.0)
 
 
 def two_sided_p(z: np.ndarray) -> np.ndarray:
@@ -102,7 +110,7 @@ class FitResult:
             return profile_conf_int(self, level)
         if method != "wald":
             raise ValueError(f"method must be 'wald' or 'profile', got {method!r}")
-        q = normal_quantile(0.5 + level / 2.0)
+        q = wald_z(level)
         return jax.tree_util.tree_map(
             lambda p, s: np.stack([np.asarray(p) - q * np.asarray(s), np.asarray(p) + q * np.asarray(s)], axis=-1),
             self.params,
@@ -151,7 +159,7 @@ class FitResult:
         with np.errstate(divide="ignore", invalid="ignore"):
             z = est / se
         p = two_sided_p(z) if len(z) else z
-        q = normal_quantile(0.5 + level / 2.0)
+        q = wald_z(level)
         return [
             (name, est[i], se[i], z[i], p[i], est[i] - q * se[i], est[i] + q * se[i])
             for i, name in enumerate(self.names)
@@ -177,8 +185,7 @@ class FitResult:
 
     def summary(self, level: float = 0.95) -> str:
         """A box table: estimate, SE, z, P>|z| and the Wald interval for each parameter."""
-        lo, hi = f"{100 * (0.5 - level / 2):.3g}%", f"{100 * (0.5 + level / 2):.3g}%"
-        head = ["name", "estimate", "SE", "z", "P>|z|", lo, hi]
+        head = _columns(level)
         body = [
             [name] + [_fmt(v) for v in (est, se, z)] + [_fmt_p(p)] + [_fmt(v) for v in (a, b)]
             for name, est, se, z, p, a, b in self._rows(level)
@@ -207,11 +214,24 @@ class FitResult:
             "<tr><td>" + html.escape(r[0]) + "</td>" + "".join(f"<td>{_fmt(v)}</td>" for v in r[1:]) + "</tr>"
             for r in self._rows()
         )
-        cols = "".join(f"<th>{c}</th>" for c in ["name", "estimate", "SE", "z", "P>|z|", "2.5%", "97.5%"])
+        cols = "".join(f"<th>{html.escape(c)}</th>" for c in _columns(0.95))
         return f"<div>{head}<table><tr>{cols}</tr>{rows}</table></div>"
 
     def __str__(self) -> str:
         return self.summary()
+
+
+def _columns(level: float) -> list[str]:
+    """Column titles of the table, with the interval's percentiles."""
+    return [
+        "name",
+        "estimate",
+        "SE",
+        "z",
+        "P>|z|",
+        f"{100 * (0.5 - level / 2):.3g}%",
+        f"{100 * (0.5 + level / 2):.3g}%",
+    ]
 
 
 def _fmt(v: float) -> str:

@@ -6,6 +6,7 @@ Every failure raises ``ValueError`` naming the argument and what is wrong.
 from __future__ import annotations
 
 import math
+import numbers
 
 import jax
 import numpy as np
@@ -15,10 +16,16 @@ from .parameters import ParameterSpace
 from .priors import Laplace, Prior
 
 
-def check_names(argument: str, given: dict | None, keys: set[str]) -> dict:
+def as_mapping(argument: str, given) -> dict:
+    """``given`` (None for empty) as a dict mapping parameter names to values."""
     given = {} if given is None else given
     if not isinstance(given, dict):
         raise ValueError(f"{argument} must be a dict mapping parameter names to values, got {type(given).__name__}")
+    return given
+
+
+def check_names(argument: str, given: dict | None, keys: set[str]) -> dict:
+    given = as_mapping(argument, given)
     unknown = sorted(set(given) - keys)
     if unknown:
         raise ValueError(f"{argument}: {unknown} are not parameters (parameters: {sorted(keys)})")
@@ -31,28 +38,36 @@ def check_constraints(constraints: dict) -> None:
             raise ValueError(f"constraints[{name!r}] must be a jaxmle constraint such as jm.positive, got {c!r}")
 
 
+def check_in_support(argument: str, leaf, value) -> None:
+    """``value`` of ``leaf`` has the constraint's shape and lies strictly inside its support."""
+    try:
+        leaf.constraint.free_size(leaf.shape)  # a simplex or ordered parameter must be a vector
+    except ValueError as err:
+        raise ValueError(f"{argument}: {leaf.label!r}: {err}") from None
+    why = leaf.constraint.violation(value)
+    if why is not None:
+        raise ValueError(f"{argument}: {leaf.label!r} {why} under its constraint {leaf.constraint!r} (value {value})")
+
+
 def check_init(space: ParameterSpace, values: list[np.ndarray]) -> None:
     for leaf, value in zip(space.leaves, values):
-        if leaf.fixed:
-            continue
-        if leaf.constraint.same_dimension is False or leaf.constraint.name == "ordered":
-            leaf.constraint.free_size(leaf.shape)  # raises for a wrong shape
-        why = leaf.constraint.violation(value)
-        if why is not None:
-            raise ValueError(f"init: {leaf.label!r} {why} under its constraint {leaf.constraint!r} (value {value})")
+        if not leaf.fixed:
+            check_in_support("init", leaf, value)
 
 
 def check_fixed(space: ParameterSpace, fixed: dict, values: list[np.ndarray]) -> list[np.ndarray]:
-    """The fixed leaves' values, from ``fixed`` (checked for shape and finiteness)."""
+    """The fixed leaves' values, from ``fixed`` (checked for shape and support)."""
     out = []
     for leaf, init_value in zip(space.leaves, values):
         if not leaf.fixed:
             continue
-        value = np.asarray(fixed[leaf.key], dtype=float)
+        try:
+            value = np.asarray(fixed[leaf.key], dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(f"fixed[{leaf.key!r}] must be a number or an array of numbers shaped like init") from None
         if value.shape != init_value.shape:
             raise ValueError(f"fixed[{leaf.key!r}] has shape {value.shape}, but init has {init_value.shape}")
-        if not np.all(np.isfinite(value)):
-            raise ValueError(f"fixed[{leaf.key!r}] must be finite")
+        check_in_support(f"fixed[{leaf.key!r}]", leaf, value)
         out.append(value)
     return out
 
@@ -95,6 +110,8 @@ def check_data(data, where: str = "data") -> None:
     """NaN or inf anywhere in a floating leaf of ``data`` is an error."""
     for path, leaf in jax.tree_util.tree_flatten_with_path(data)[0]:
         arr = np.asarray(leaf)
+        if arr.dtype.kind not in "biufc":
+            raise ValueError(f"{where + jax.tree_util.keystr(path)} must hold numbers, got dtype {arr.dtype}")
         if np.issubdtype(arr.dtype, np.floating) or np.iscomplexobj(arr):
             bad = ~np.isfinite(arr)
             if bad.any():
@@ -115,6 +132,6 @@ def check_positive_int(argument: str, value, allow_none: bool = True, minimum: i
 def check_tol(value):
     if value is None:
         return None
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+    if isinstance(value, bool) or not (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
         raise ValueError(f"tol must be a finite number > 0, got {value!r}")
     return float(value)

@@ -113,6 +113,14 @@ def fit_gauss(**kw):
         (dict(max_iter=0), r"max_iter must be a positive integer"),
         (dict(dtype="int32"), r"dtype must be float32 or float64"),
         (dict(prior={"mu": jm.priors.Laplace()}, method="lbfgs"), r"cannot handle a Laplace"),
+        (dict(fixed={"sigma": -1.0}), r"fixed\['sigma'\]: 'sigma' must be > 0"),
+        (dict(fixed={"sigma": {"a": 1.0}}), r"fixed\['sigma'\] must be a number"),
+        (dict(prior=lambda p: jnp.ones(3) * p["mu"]), r"prior: the log-prior must return a scalar"),
+        (dict(data=np.array(["a", "b"])), r"data must hold numbers"),
+        (
+            dict(init={"mu": 0.0, "sigma": 1.0, "p": 0.5}, constraints={"sigma": jm.positive, "p": jm.simplex}),
+            r"init: 'p': a simplex constraint needs a 1-D parameter",
+        ),
     ],
 )
 def test_bad_input_raises_before_compiling(kwargs, match):

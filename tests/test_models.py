@@ -181,3 +181,21 @@ def test_fit_with_init_given_and_constraint_override():
     x = np.random.default_rng(2).exponential(0.5, 200)
     res = jm.fit(M.exponential(), {"rate": 1.0}, x)
     assert res.params["rate"] == pytest.approx(1 / x.mean(), rel=1e-10)
+
+
+@pytest.mark.parametrize(
+    "model, counts, mle",
+    [
+        (jm.models.poisson(), np.array([1, 2, 3, 4]), {"rate": 2.5}),
+        (jm.models.bernoulli(), np.array([0, 1, 1, 0, 1]), {"p": 0.6}),
+        (jm.models.binomial(5), np.array([1, 2, 3]), {"p": 0.4}),
+        (jm.models.geometric(), np.array([0, 1, 2, 5]), {"p": 1 / 3}),  # failures before a success
+    ],
+    ids=["poisson", "bernoulli", "binomial", "geometric"],
+)
+def test_integer_counts_fit_like_floats(model, counts, mle):
+    # integer data are what users have; xlogy cannot differentiate through integer arrays
+    res = jm.fit(model, counts)
+    assert res.converged
+    for name, value in mle.items():
+        np.testing.assert_allclose(res.params[name], value, rtol=1e-10)

@@ -32,6 +32,7 @@ class Bernoulli(Model):
 
     def loglik(self, params, data):
         p = params["p"]
+        data = _counts(data, p)
         return xlogy(data, p) + xlog1py(1 - data, -p)
 
     def check_data(self, data):
@@ -68,6 +69,7 @@ class Binomial(Model):
 
     def loglik(self, params, data):
         p, m = params["p"], self.trials
+        data = _counts(data, p)
         log_choose = gammaln(m + 1.0) - gammaln(data + 1.0) - gammaln(m - data + 1.0)
         return log_choose + xlogy(data, p) + xlog1py(m - data, -p)
 
@@ -144,6 +146,7 @@ class Poisson(Model):
 
     def loglik(self, params, data):
         rate = params["rate"]
+        data = _counts(data, rate)
         return xlogy(data, rate) - rate - gammaln(data + 1.0)
 
     def check_data(self, data):
@@ -175,7 +178,7 @@ class Geometric(Model):
 
     def loglik(self, params, data):
         p = params["p"]
-        return jnp.log(p) + xlog1py(data, -p)
+        return jnp.log(p) + xlog1py(_counts(data, p), -p)
 
     def check_data(self, data):
         _checks.values(data, integer=True, lower=0)
@@ -193,3 +196,9 @@ class Geometric(Model):
     def _information(self, params):
         p = params["p"]
         return jnp.reshape(1 / (p * p * (1 - p)), (1, 1))
+
+
+def _counts(data, like):
+    """Counts as floats of the parameter's dtype: ``xlogy`` cannot be differentiated when its
+    first argument is an integer array (its zero tangent has no arithmetic)."""
+    return jnp.asarray(data, jnp.result_type(like))
