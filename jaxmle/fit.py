@@ -234,10 +234,16 @@ def final_status(solver_status, positive_definite):
 def diagnostic_notes(names: list[str], inf: Inference) -> list[str]:
     """Human-readable notes: unidentified combinations, ill-conditioning, L1 zeros."""
     notes = []
-    if not bool(inf.positive_definite) or float(inf.condition_number) > 1e8:
+    condition = float(inf.condition_number)
+    if not bool(inf.finite):
+        notes.append("the observed information has NaN or infinite entries at the estimate: no SE is defined")
+    elif bool(inf.indefinite):
+        combo = describe_direction(names, np.asarray(inf.null_direction))
+        notes.append(f"the log-density curves upward along {combo}: the estimate is a saddle point, not a maximum")
+    elif not bool(inf.positive_definite) or condition > 1e8:
         combo = describe_direction(names, np.asarray(inf.null_direction))
         verb = "is not identified" if not bool(inf.positive_definite) else "is barely identified"
-        notes.append(f"{combo} {verb} by the data (condition number {float(inf.condition_number):.3g})")
+        notes.append(f"{combo} {verb} by the data (condition number {condition:.3g})")
     kinks = [n for n, k in zip(names, np.asarray(inf.at_kink)) if k]
     if kinks:
         notes.append(f"{', '.join(kinks)} exactly at the centre of a Laplace prior (L1 zero): no SE is defined there")

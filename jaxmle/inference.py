@@ -38,6 +38,8 @@ class Inference(NamedTuple):
     condition_number: np.ndarray  # (...,) of the Jacobi-scaled information
     null_direction: np.ndarray  # (..., k) user-coordinate direction of the smallest eigenvalue
     at_kink: np.ndarray  # (..., k) bool: held at the centre of a Laplace prior
+    finite: np.ndarray | bool = True  # (...,) the information has no NaN or inf entries
+    indefinite: np.ndarray | bool = False  # (...,) a clearly negative eigenvalue: not a maximum
 
 
 def observed_inference(information_z, jacobian, at_kink_z) -> Inference:
@@ -86,7 +88,13 @@ def observed_inference(information_z, jacobian, at_kink_z) -> Inference:
         null_direction = null_direction / np.max(np.abs(null_direction), axis=-1, keepdims=True, initial=0.0)
         w_min = w[..., 0] if m else np.ones(info.shape[:-2])
         condition = np.where(w_min > 0, w_max / np.where(w_min > 0, w_min, 1.0), np.inf)
-    return Inference(information, cov, se, positive_definite, condition, null_direction, touches(kink)[..., 0])
+    # a non-finite information has no meaningful spectrum: no direction, no condition number
+    condition = np.where(finite, condition, np.nan)
+    null_direction = np.where(finite[..., None], null_direction, np.nan)
+    indefinite = finite & (w_min < -SINGULAR_TOL * w_max)
+    return Inference(
+        information, cov, se, positive_definite, condition, null_direction, touches(kink)[..., 0], finite, indefinite
+    )
 
 
 def delta_method(fn_of_flat_x, x_hat, cov):

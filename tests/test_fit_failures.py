@@ -174,3 +174,25 @@ def test_a_clean_fit_does_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fit_gauss(data=x)
+
+
+@pytest.mark.parametrize(
+    "information, note, se_finite",
+    [
+        (np.array([[np.nan, 0.0], [0.0, 2.0]]), "NaN or infinite entries", [False, False]),
+        (np.array([[1.0, 0.0], [0.0, -2.0]]), "curves upward along b: the estimate is a saddle", [True, False]),
+        (np.array([[1.0, 1.0], [1.0, 1.0]]), "b - a is not identified", [False, False]),
+    ],
+    ids=["non-finite", "saddle", "singular"],
+)
+def test_information_diagnostics_say_what_is_wrong(information, note, se_finite):
+    import sys
+
+    from jaxmle.inference import observed_inference
+
+    diagnostic_notes = sys.modules["jaxmle.fit"].diagnostic_notes
+    inf = observed_inference(information, None, np.zeros(2, bool))
+    notes = diagnostic_notes(["a", "b"], inf)
+    assert len(notes) == 1 and note in notes[0]
+    assert not inf.positive_definite
+    np.testing.assert_array_equal(np.isfinite(inf.se), se_finite)
