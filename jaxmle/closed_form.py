@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .models import _checks
+from .validation import finite_number, positive_number
 
 __all__ = [
     "bernoulli_mle",
@@ -51,20 +52,6 @@ def _vector(name, x, **checks):
     if x.ndim != 1:
         raise ValueError(f"{name} must be a non-empty 1-D array, got shape {x.shape}")
     return x
-
-
-def _positive(name, value):
-    value = float(value)
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value}")
-    return value
-
-
-def _finite(name, value):
-    value = float(value)
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
 
 
 def _design(X, y):
@@ -141,7 +128,7 @@ def ridge(X, y, lam: float) -> np.ndarray:
     """argmin ‖y - Xβ‖² + λ‖β‖² = (XᵀX + λI)⁻¹Xᵀy: the MAP of a Gaussian linear model with
     known σ under a N(0, s²) prior on every coefficient, λ = σ²/s²."""
     X, y = _design(X, y)
-    lam = _positive("lam", lam)
+    lam = positive_number("lam", lam)
     return np.linalg.solve(X.T @ X + lam * np.eye(X.shape[1]), X.T @ y)
 
 
@@ -155,7 +142,7 @@ def lasso_orthonormal(X, y, lam: float) -> np.ndarray:
     """argmin ½‖y - Xβ‖² + λ‖β‖₁ for XᵀX = I: soft thresholding of Xᵀy. It is the MAP of a
     Gaussian linear model with known σ under a Laplace(0, b) prior, λ = σ²/b."""
     X, y = _design(X, y)
-    lam = _positive("lam", lam)
+    lam = positive_number("lam", lam)
     gram = X.T @ X
     if not np.allclose(gram, np.eye(X.shape[1]), atol=1e-10):
         raise ValueError("X must have orthonormal columns (XᵀX = I) for the closed-form lasso")
@@ -317,7 +304,7 @@ class NormalInverseGammaPosterior:
 def beta_bernoulli(x, a: float = 1.0, b: float = 1.0) -> BetaPosterior:
     """Beta(a, b) prior, Bernoulli outcomes: Beta(a + Σx, b + n - Σx). Beta(1, 1) gives the
     posterior mean (Σx + 1) / (n + 2): Laplace's rule of succession (add-one smoothing)."""
-    a, b = _positive("a", a), _positive("b", b)
+    a, b = positive_number("a", a), positive_number("b", b)
     x = _vector("x", x, lower=0, integer=True)
     if np.any(x > 1):
         raise ValueError("x must hold 0/1 outcomes")
@@ -336,14 +323,14 @@ def dirichlet_multinomial(counts, alpha) -> DirichletPosterior:
 
 def gamma_poisson(x, shape: float, rate: float) -> GammaPosterior:
     """Gamma(shape, rate) prior on a Poisson rate: Gamma(shape + Σx, rate + n)."""
-    shape, rate = _positive("shape", shape), _positive("rate", rate)
+    shape, rate = positive_number("shape", shape), positive_number("rate", rate)
     x = _vector("x", x, lower=0, integer=True)
     return GammaPosterior(shape + x.sum(), rate + x.size)
 
 
 def gamma_exponential(x, shape: float, rate: float) -> GammaPosterior:
     """Gamma(shape, rate) prior on an exponential rate: Gamma(shape + n, rate + Σx)."""
-    shape, rate = _positive("shape", shape), _positive("rate", rate)
+    shape, rate = positive_number("shape", shape), positive_number("rate", rate)
     x = _vector("x", x, positive=True)
     return GammaPosterior(shape + x.size, rate + x.sum())
 
@@ -351,7 +338,7 @@ def gamma_exponential(x, shape: float, rate: float) -> GammaPosterior:
 def normal_normal(x, sigma: float, mu0: float, tau0: float) -> NormalPosterior:
     """N(mu0, tau0²) prior on the mean of N(μ, sigma²) data with known sigma: posterior
     precision 1/tau0² + n/sigma², mean (mu0/tau0² + Σx/sigma²) / precision."""
-    sigma, mu0, tau0 = _positive("sigma", sigma), _finite("mu0", mu0), _positive("tau0", tau0)
+    sigma, mu0, tau0 = positive_number("sigma", sigma), finite_number("mu0", mu0), positive_number("tau0", tau0)
     x = _vector("x", x)
     precision = 1.0 / tau0**2 + x.size / sigma**2
     return NormalPosterior((mu0 / tau0**2 + x.sum() / sigma**2) / precision, 1.0 / np.sqrt(precision))
@@ -360,7 +347,7 @@ def normal_normal(x, sigma: float, mu0: float, tau0: float) -> NormalPosterior:
 def inverse_gamma_normal(x, mu: float, a: float, b: float) -> InverseGammaPosterior:
     """InverseGamma(a, b) prior on the variance of N(mu, v) data with known mean:
     InverseGamma(a + n/2, b + Σ(x - mu)²/2)."""
-    mu, a, b = _finite("mu", mu), _positive("a", a), _positive("b", b)
+    mu, a, b = finite_number("mu", mu), positive_number("a", a), positive_number("b", b)
     x = _vector("x", x)
     return InverseGammaPosterior(a + x.size / 2, b + np.sum((x - mu) ** 2) / 2)
 
@@ -369,8 +356,8 @@ def normal_inverse_gamma(x, mu0: float, kappa0: float, a0: float, b0: float) -> 
     """Normal-inverse-gamma prior μ | v ~ N(mu0, v/kappa0), v ~ InverseGamma(a0, b0) on the
     mean and variance of N(μ, v) data: kappa = kappa0 + n, mu = (kappa0 mu0 + n x̄)/kappa,
     a = a0 + n/2, b = b0 + Σ(x - x̄)²/2 + kappa0 n (x̄ - mu0)² / (2 kappa)."""
-    mu0, kappa0 = _finite("mu0", mu0), _positive("kappa0", kappa0)
-    a0, b0 = _positive("a0", a0), _positive("b0", b0)
+    mu0, kappa0 = finite_number("mu0", mu0), positive_number("kappa0", kappa0)
+    a0, b0 = positive_number("a0", a0), positive_number("b0", b0)
     x = _vector("x", x)
     n, xbar = x.size, x.mean()
     kappa = kappa0 + n

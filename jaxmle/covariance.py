@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _precision
-from .inference import Inference, observed_inference
+from .inference import Inference, observed_inference, to_user_coordinates
 
 COV_TYPES = ("observed", "robust", "opg", "expected")
 
@@ -117,11 +117,8 @@ def sandwich(information_z, B, jacobian, at_kink_z) -> np.ndarray:
     a_inv = observed_inference(information_z, None, at_kink_z).cov
     bad = np.isnan(np.diagonal(a_inv))
     a_inv = np.where(np.isnan(a_inv), 0.0, a_inv)
-    cov_z = a_inv @ B @ a_inv
     J = np.eye(len(B)) if jacobian is None else np.asarray(jacobian, dtype=np.float64)
-    cov = J @ cov_z @ J.T
-    bad_x = (np.abs(J) > 0).astype(float) @ bad.astype(float) > 0
-    return np.where(bad_x[:, None] | bad_x[None, :], np.nan, cov)
+    return to_user_coordinates(a_inv @ B @ a_inv, J, bad)
 
 
 def scores(prep, raw) -> jax.Array:

@@ -22,7 +22,7 @@ from .problem import (
     resolve_method,
 )
 from .results import FitResult
-from .status import Status
+from .status import Status, converged
 
 __all__ = ["fit", "FitError", "FitWarning"]
 
@@ -199,7 +199,7 @@ def to_result(raw: RawFit, prep: Prepared, nobs: int | None, cov_type: str = "ob
         names=space.names,
         loglik=float(raw.loglik),
         logpost=float(raw.logpost),
-        converged=status in (Status.CONVERGED, Status.INFORMATION_NOT_PD),
+        converged=bool(converged(status)),
         status=status,
         n_iter=int(raw.n_iter),
         grad_norm=float(raw.grad_norm),

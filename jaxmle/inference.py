@@ -68,12 +68,7 @@ def observed_inference(information_z, jacobian, at_kink_z) -> Inference:
     with np.errstate(divide="ignore"):
         inv_w = np.where(null, 0.0, 1.0 / np.where(null, 1.0, w))
     cov_z = (scale[..., :, None] * V) @ (inv_w[..., :, None] * (np.swapaxes(V, -1, -2) * scale[..., None, :]))
-    bad_z = affected | kink
-    cov_z = np.where(bad_z[..., :, None] | bad_z[..., None, :], 0.0, cov_z)
-    cov = J @ cov_z @ np.swapaxes(J, -1, -2)
-    touches = lambda mask: (np.abs(J) > 0).astype(float) @ mask[..., None].astype(float) > 0  # noqa: E731
-    bad_x = touches(bad_z)[..., 0]
-    cov = np.where(bad_x[..., :, None] | bad_x[..., None, :], np.nan, cov)
+    cov = to_user_coordinates(cov_z, J, affected | kink)
     se = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
 
     masked_info = np.where(both, info, 0.0)
@@ -93,8 +88,22 @@ def observed_inference(information_z, jacobian, at_kink_z) -> Inference:
     null_direction = np.where(finite[..., None], null_direction, np.nan)
     indefinite = finite & (w_min < -SINGULAR_TOL * w_max)
     return Inference(
-        information, cov, se, positive_definite, condition, null_direction, touches(kink)[..., 0], finite, indefinite
+        information, cov, se, positive_definite, condition, null_direction, touched(J, kink), finite, indefinite
     )
+
+
+def touched(J, mask_z) -> np.ndarray:
+    """The user coordinates x that depend (through J = ∂x/∂z) on a z coordinate in ``mask_z``."""
+    return ((np.abs(J) > 0).astype(float) @ np.asarray(mask_z)[..., None].astype(float) > 0)[..., 0]
+
+
+def to_user_coordinates(cov_z, J, bad_z) -> np.ndarray:
+    """J Σ_z Jᵀ, with NaN rows and columns for every x that depends on a coordinate in ``bad_z``
+    (one without a defined variance: unidentified, or held at an L1 kink)."""
+    cov_z = np.where(bad_z[..., :, None] | bad_z[..., None, :], 0.0, cov_z)
+    cov = J @ cov_z @ np.swapaxes(J, -1, -2)
+    bad_x = touched(J, bad_z)
+    return np.where(bad_x[..., :, None] | bad_x[..., None, :], np.nan, cov)
 
 
 def delta_method(fn_of_flat_x, x_hat, cov):

@@ -115,9 +115,6 @@ class ParameterSpace:
         leaves = [next(fixed_it) if leaf.fixed else next(free_it) for leaf in self.leaves]
         return jax.tree_util.tree_unflatten(self.treedef, leaves)
 
-    def u_to_params(self, u, fixed_leaves):
-        return self.assemble(self.u_to_x_leaves(u), fixed_leaves)
-
 
 def _concat(pieces):
     return jnp.concatenate(pieces) if pieces else jnp.zeros((0,))

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 from jax.scipy import special, stats
 
+from .validation import finite_number, positive_number
+
 __all__ = [
     "Prior",
     "Normal",
@@ -29,18 +31,6 @@ __all__ = [
     "Dirichlet",
     "StudentT",
 ]
-
-
-def _positive(name, value):
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value}")
-    return float(value)
-
-
-def _finite(name, value):
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -68,8 +58,8 @@ class Normal(Prior):
     scale: float = 1.0
 
     def __post_init__(self):
-        object.__setattr__(self, "loc", _finite("Normal loc", self.loc))
-        object.__setattr__(self, "scale", _positive("Normal scale", self.scale))
+        object.__setattr__(self, "loc", finite_number("Normal loc", self.loc))
+        object.__setattr__(self, "scale", positive_number("Normal scale", self.scale))
 
     def log_prob(self, x):
         return jnp.sum(stats.norm.logpdf(x, self.loc, self.scale))
@@ -84,8 +74,8 @@ class Laplace(Prior):
     scale: float = 1.0
 
     def __post_init__(self):
-        object.__setattr__(self, "loc", _finite("Laplace loc", self.loc))
-        object.__setattr__(self, "scale", _positive("Laplace scale", self.scale))
+        object.__setattr__(self, "loc", finite_number("Laplace loc", self.loc))
+        object.__setattr__(self, "scale", positive_number("Laplace scale", self.scale))
 
     @property
     def l1_weight(self) -> float:
@@ -107,9 +97,9 @@ class StudentT(Prior):
     scale: float = 1.0
 
     def __post_init__(self):
-        object.__setattr__(self, "df", _positive("StudentT df", self.df))
-        object.__setattr__(self, "loc", _finite("StudentT loc", self.loc))
-        object.__setattr__(self, "scale", _positive("StudentT scale", self.scale))
+        object.__setattr__(self, "df", positive_number("StudentT df", self.df))
+        object.__setattr__(self, "loc", finite_number("StudentT loc", self.loc))
+        object.__setattr__(self, "scale", positive_number("StudentT scale", self.scale))
 
     def log_prob(self, x):
         return jnp.sum(stats.t.logpdf(x, self.df, self.loc, self.scale))
@@ -125,8 +115,8 @@ class Beta(Prior):
     upper = 1.0
 
     def __post_init__(self):
-        object.__setattr__(self, "a", _positive("Beta a", self.a))
-        object.__setattr__(self, "b", _positive("Beta b", self.b))
+        object.__setattr__(self, "a", positive_number("Beta a", self.a))
+        object.__setattr__(self, "b", positive_number("Beta b", self.b))
 
     def log_prob(self, x):
         return jnp.sum(special.xlogy(self.a - 1, x) + special.xlog1py(self.b - 1, -x) - special.betaln(self.a, self.b))
@@ -141,8 +131,8 @@ class Gamma(Prior):
     lower = 0.0
 
     def __post_init__(self):
-        object.__setattr__(self, "shape", _positive("Gamma shape", self.shape))
-        object.__setattr__(self, "rate", _positive("Gamma rate", self.rate))
+        object.__setattr__(self, "shape", positive_number("Gamma shape", self.shape))
+        object.__setattr__(self, "rate", positive_number("Gamma rate", self.rate))
 
     def log_prob(self, x):
         return jnp.sum(stats.gamma.logpdf(x, self.shape, scale=1.0 / self.rate))
@@ -157,8 +147,8 @@ class InverseGamma(Prior):
     lower = 0.0
 
     def __post_init__(self):
-        object.__setattr__(self, "shape", _positive("InverseGamma shape", self.shape))
-        object.__setattr__(self, "scale", _positive("InverseGamma scale", self.scale))
+        object.__setattr__(self, "shape", positive_number("InverseGamma shape", self.shape))
+        object.__setattr__(self, "scale", positive_number("InverseGamma scale", self.scale))
 
     def log_prob(self, x):
         a, b = self.shape, self.scale
@@ -173,7 +163,7 @@ class HalfNormal(Prior):
     lower = 0.0
 
     def __post_init__(self):
-        object.__setattr__(self, "scale", _positive("HalfNormal scale", self.scale))
+        object.__setattr__(self, "scale", positive_number("HalfNormal scale", self.scale))
 
     def log_prob(self, x):
         return jnp.sum(math.log(2.0) + stats.norm.logpdf(x, 0.0, self.scale))
@@ -187,7 +177,7 @@ class Exponential(Prior):
     lower = 0.0
 
     def __post_init__(self):
-        object.__setattr__(self, "rate", _positive("Exponential rate", self.rate))
+        object.__setattr__(self, "rate", positive_number("Exponential rate", self.rate))
 
     def log_prob(self, x):
         return jnp.sum(math.log(self.rate) - self.rate * x)
@@ -203,7 +193,7 @@ class Dirichlet(Prior):
     on_simplex = True
 
     def __post_init__(self):
-        alpha = tuple(_positive("Dirichlet alpha", float(a)) for a in self.alpha)
+        alpha = tuple(positive_number("Dirichlet alpha", float(a)) for a in self.alpha)
         if len(alpha) < 2:
             raise ValueError("Dirichlet alpha needs at least 2 concentrations")
         object.__setattr__(self, "alpha", alpha)

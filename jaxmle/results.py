@@ -45,8 +45,10 @@ def two_sided_p(z: np.ndarray) -> np.ndarray:
 class FitResult:
     """One fit: estimates, inference and diagnostics.
 
-    ``se`` are Wald standard errors: square roots of the diagonal of the inverse observed
-    information (of the log-posterior for a MAP fit), in the user's parameterization.
+    ``se`` are Wald standard errors, the square roots of the diagonal of ``cov``, in the
+    user's parameterization; ``cov`` is the inverse observed information (of the
+    log-posterior for a MAP fit) unless ``fit(cov_type=...)`` chose the sandwich, the outer
+    product of gradients or the inverse expected information (``cov_type`` says which).
     ``loglik`` excludes the prior, ``logpost`` includes it. ``df`` counts free parameters
     (a k-simplex counts k-1; fixed parameters count 0), and AIC = 2 df - 2 loglik,
     BIC = df log(nobs) - 2 loglik.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+import numpy as np
+
 
 class Status(enum.IntEnum):
     """Why a fit stopped. ``CONVERGED`` is the only fully successful outcome."""
@@ -41,3 +43,13 @@ _MESSAGES = {
     Status.NONFINITE_START: "the log-likelihood is not finite at the starting values",
     Status.INVALID_DATA: "the data of this fit contain NaN or infinite values",
 }
+
+
+#: statuses whose optimizer converged (the second with an information that is not
+#: positive definite: estimates without SEs for the unidentified parameters)
+CONVERGED_STATUSES = (Status.CONVERGED, Status.INFORMATION_NOT_PD)
+
+
+def converged(status) -> np.ndarray:
+    """Whether each status code is one of ``CONVERGED_STATUSES`` (element-wise)."""
+    return np.isin(np.asarray(status), CONVERGED_STATUSES)

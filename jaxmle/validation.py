@@ -13,7 +13,6 @@ import numpy as np
 
 from .constraints import Constraint
 from .parameters import ParameterSpace
-from .priors import Laplace, Prior
 
 
 def as_mapping(argument: str, given) -> dict:
@@ -74,6 +73,8 @@ def check_fixed(space: ParameterSpace, fixed: dict, values: list[np.ndarray]) ->
 
 def check_priors(space: ParameterSpace, prior) -> tuple[tuple, object]:
     """Split ``prior`` into ((key, Prior), ...) and a callable log-prior (or None)."""
+    from .priors import Prior
+
     if prior is None:
         return (), None
     if callable(prior) and not isinstance(prior, dict):
@@ -91,7 +92,9 @@ def check_priors(space: ParameterSpace, prior) -> tuple[tuple, object]:
     return tuple(sorted(prior.items())), None
 
 
-def _check_support(name: str, p: Prior, c: Constraint) -> None:
+def _check_support(name: str, p, c: Constraint) -> None:
+    from .priors import Laplace
+
     if p.on_simplex != (c.name == "simplex"):
         need = "jm.simplex" if p.on_simplex else "a constraint other than jm.simplex"
         raise ValueError(f"prior[{name!r}]: {type(p).__name__} needs {need}, but the parameter has {c!r}")
@@ -127,6 +130,22 @@ def check_positive_int(argument: str, value, allow_none: bool = True, minimum: i
         what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise ValueError(f"{argument} must be {what}, got {value!r}")
     return int(value)
+
+
+def positive_number(name: str, value) -> float:
+    """``value`` as a float, finite and > 0."""
+    value = float(value)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return value
+
+
+def finite_number(name: str, value) -> float:
+    """``value`` as a finite float."""
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
 
 
 def check_tol(value):

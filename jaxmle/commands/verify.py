@@ -288,11 +288,11 @@ class NormalInverseGammaPrior:
 
     def __call__(self, params):
         import jax.numpy as jnp
-        from jax.scipy.special import gammaln
+
+        from jaxmle.priors import InverseGamma
 
         mu, v = params["mu"], params["var"]
-        a, b = self.a0, self.b0
-        log_ig = a * jnp.log(b) - gammaln(a) - (a + 1) * jnp.log(v) - b / v
+        log_ig = InverseGamma(self.a0, self.b0).log_prob(v)
         return log_ig - 0.5 * (jnp.log(2 * jnp.pi * v / self.kappa0) + self.kappa0 * (mu - self.mu0) ** 2 / v)
 
 
