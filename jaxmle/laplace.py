@@ -8,8 +8,13 @@ every constraint. For unconstrained parameters with a Normal likelihood of known
 and a Normal prior the posterior is Gaussian and the approximation is exact. Without a
 prior, π is flat in the user's parameterization.
 
-The Jacobian term moves the mode: for a constrained parameter ``mean`` (x at û) differs
+The Jacobian term moves the mode: for a constrained parameter ``mode`` (x at û) differs
 from the MAP estimate, which maximizes the posterior density of x itself.
+
+In the user's parameterization the approximation is the law of x(u), u ~ N(û, H⁻¹). Its
+``mean`` and ``cov`` are the linearized (delta-method) moments x(û) and J H⁻¹ Jᵀ with
+J = ∂x/∂u at û: exact for unconstrained parameters, first-order otherwise (the moments of
+draws from ``sample`` converge to the exact ones).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from .inference import observed_inference
 from .parameters import ParameterSpace, build_space
 from .problem import Problem, compiled_solve, resolve_method
 from .status import Status
+from .validation import check_positive_int
 
 __all__ = ["LaplaceApproximation", "laplace", "log_abs_det_jacobian"]
 
@@ -74,37 +80,48 @@ def _posterior_problem(problem: Problem) -> Problem:
 
 @dataclass
 class LaplaceApproximation:
-    """N(``loc``, ``cov``) over the unconstrained coordinates u (``cov`` is m×m in u).
+    """The Laplace approximation: u ~ N(``loc_u``, ``cov_u``) on the solver's unconstrained
+    coordinates u (size m, free leaves in order; a k-simplex has k−1 of them), pushed
+    through x(u) into the user's parameterization.
 
-    ``mean`` is x(``loc``) as a pytree like ``params``; ``sample(key, n)`` draws in the
-    user's parameterization."""
+    ``mode`` is x(``loc_u``), a pytree like ``params``. ``mean`` (the same pytree) and
+    ``cov`` (k×k over ``names``, like ``FitResult.cov``) are the linearized moments in the
+    user's parameterization: mean = x(``loc_u``) and cov = J ``cov_u`` Jᵀ, J = ∂x/∂u there;
+    exact where x(u) is affine (unconstrained parameters), first-order otherwise.
+    ``sample(key, n)`` draws x(u) exactly."""
 
-    loc: np.ndarray
+    loc_u: np.ndarray
+    cov_u: np.ndarray
+    mode: Any
     cov: np.ndarray
-    mean: Any
     names: list[str]
     _space: ParameterSpace
     _fixed_leaves: list
     _dtype: Any
 
+    @property
+    def mean(self):
+        """The linearized mean x(``loc_u``), equal to ``mode`` (see the class)."""
+        return self.mode
+
     def sample(self, key, n: int):
         """``n`` draws of the parameters as a pytree like ``params`` with a leading axis n."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
+        n = check_positive_int("n", n, allow_none=False)
         try:
             key = jnp.asarray(key)
         except TypeError as err:
             raise ValueError(f"key must be a jax.random key, got {type(key).__name__}") from err
         with _precision.context(self._dtype):
-            chol = jnp.linalg.cholesky(jnp.asarray(self.cov, self._dtype))
-            z = jax.random.normal(key, (int(n), len(self.loc)), self._dtype)
-            u = jnp.asarray(self.loc, self._dtype) + z @ chol.T
+            chol = jnp.linalg.cholesky(jnp.asarray(self.cov_u, self._dtype))
+            z = jax.random.normal(key, (n, len(self.loc_u)), self._dtype)
+            u = jnp.asarray(self.loc_u, self._dtype) + z @ chol.T
             free = jax.vmap(self._space.u_to_x_leaves)(u)
-        fixed = [np.broadcast_to(np.asarray(v), (int(n),) + np.shape(v)) for v in self._fixed_leaves]
+        fixed = [np.broadcast_to(np.asarray(v), (n,) + np.shape(v)) for v in self._fixed_leaves]
         return self._space.assemble([np.asarray(v) for v in free], fixed)
 
     def sample_flat(self, key, n: int) -> np.ndarray:
         """Draws of the free parameters as an (n, k) array in the order of ``names``."""
+        n = check_positive_int("n", n, allow_none=False)
         draws = self.sample(key, n)
         flat = [
             np.asarray(v).reshape(n, -1)
@@ -144,6 +161,10 @@ def laplace(res) -> LaplaceApproximation:
         )
     space = prep.problem.space
     fixed = [np.asarray(v) for v in prep.fixed_leaves]
+    loc_u, cov_u = np.asarray(raw.u), np.asarray(inf.cov)
     with _precision.context(prep.dtype):
-        mean = space.assemble([np.asarray(v) for v in space.u_to_x_leaves(jnp.asarray(raw.u))], fixed)
-    return LaplaceApproximation(np.asarray(raw.u), np.asarray(inf.cov), mean, space.names, space, fixed, prep.dtype)
+        u = jnp.asarray(loc_u)
+        mode = space.assemble([np.asarray(v) for v in space.u_to_x_leaves(u)], fixed)
+        jac = np.asarray(jax.jacfwd(lambda v: space.flat_x(space.u_to_x_leaves(v)))(u), dtype=np.float64)
+    cov = jac @ cov_u @ jac.T
+    return LaplaceApproximation(loc_u, cov_u, mode, cov, space.names, space, fixed, prep.dtype)

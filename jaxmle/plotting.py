@@ -124,13 +124,13 @@ def plot_laplace(lap, key=None, n: int = 4000, axes=None):
 
 
 def _marginal_densities(lap) -> dict:
-    """Marginal densities of element-wise parameters: N(u(x); loc, var) |du/dx|."""
+    """Marginal densities of element-wise parameters: N(u(x); loc_u, var_u) |du/dx|."""
     out, u_start, x_start = {}, 0, 0
     for leaf in lap._space.free:
         c = leaf.constraint
         if type(c) is Constraint:
             for j in range(leaf.size):
-                loc, sd = lap.loc[u_start + j], math.sqrt(lap.cov[u_start + j, u_start + j])
+                loc, sd = lap.loc_u[u_start + j], math.sqrt(lap.cov_u[u_start + j, u_start + j])
                 out[x_start + j] = _pushforward(c, loc, sd)
         u_start += leaf.free_size
         x_start += leaf.size

@@ -36,6 +36,7 @@ from .parameters import build_space
 from .problem import Problem, compiled_solve, quick_options, resolve_method
 from .results import FitResult, normal_quantile
 from .status import Status
+from .validation import check_positive_int
 
 __all__ = ["Profile", "Region", "ProfileWarning", "BetterFitFound", "profile", "region", "profile_conf_int"]
 
@@ -60,11 +61,14 @@ class BetterFitFound(RuntimeError):
 
 
 def chi2_quantile(level: float, df: int) -> float:
-    """χ² quantile for 1 or 2 degrees of freedom (closed forms)."""
+    """χ² quantile for 1 or 2 degrees of freedom (closed forms: z²_{(1+level)/2} and
+    −2 log(1 − level)); other degrees of freedom raise ValueError."""
     if df == 1:
         return normal_quantile(0.5 + level / 2.0) ** 2
-    _ = normal_quantile(level)  # validates level
-    return -2.0 * math.log1p(-level)
+    if df == 2:
+        _ = normal_quantile(level)  # validates level
+        return -2.0 * math.log1p(-level)
+    raise ValueError(f"df must be 1 or 2 (the closed forms profiles need), got {df!r}")
 
 
 # --- the objective with some unconstrained coordinates held -----------------------------
@@ -198,10 +202,13 @@ def _bucket(count: int) -> int:
 # --- coordinates -----------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Coord:
-    """One element of a free parameter: its index in x and in u, its bijector and bounds."""
+    """One element of an element-wise free parameter: ``index`` is its position in x (the
+    user's values, size k; also the row of ``FitResult.cov``) and ``u_index`` its position in
+    the solver's u (size m), which differ after a simplex or ordered parameter."""
 
     name: str
     index: int
+    u_index: int
     constraint: Constraint
 
     def to_x(self, u):
@@ -217,24 +224,35 @@ class _Coord:
             return float(jax.grad(self.constraint.inverse)(jnp.float64(x)))
 
 
-def _coords(res: FitResult, names) -> list[_Coord]:
-    space = res._space
-    by_name, start = {}, 0
+def _all_coords(space) -> dict[str, tuple]:
+    """name -> (leaf, position in x, position in u) for every free element."""
+    out, x_start, u_start = {}, 0, 0
     for leaf in space.free:
         for j, n in enumerate(leaf.element_names()):
-            by_name[n] = (leaf, start + j)
-        start += leaf.size
+            out[n] = (leaf, x_start + j, u_start + j)
+        x_start += leaf.size
+        u_start += leaf.free_size
+    return out
+
+
+def _is_elementwise(leaf) -> bool:
+    return type(leaf.constraint) is Constraint
+
+
+def _coords(res: FitResult, names) -> list[_Coord]:
+    space = res._space
+    by_name = _all_coords(space)
     out = []
     for name in names:
         if name not in by_name:
             raise ValueError(f"name: {name!r} is not a free parameter of this fit (free parameters: {space.names})")
-        leaf, index = by_name[name]
-        if type(leaf.constraint) is not Constraint:
+        leaf, index, u_index = by_name[name]
+        if not _is_elementwise(leaf):
             raise ValueError(
                 f"name: {name!r} is an element of a {leaf.constraint!r} parameter, whose elements are not "
                 "separate coordinates; profile a derived quantity by refitting instead"
             )
-        out.append(_Coord(name, index, leaf.constraint))
+        out.append(_Coord(name, index, u_index, leaf.constraint))
     return out
 
 
@@ -255,8 +273,8 @@ def _endpoints(obj: _Objective, coords: list[_Coord], q: float) -> _Endpoints:
     n = len(coords)
     lanes = [(c, s) for c in coords for s in (-1.0, 1.0)]
     L = len(lanes)
-    held = np.array([[c.index] for c, _ in lanes])
-    u_hat = np.array([obj.u_hat[c.index] for c, _ in lanes])
+    held = np.array([[c.u_index] for c, _ in lanes])
+    u_hat = np.array([obj.u_hat[c.u_index] for c, _ in lanes])
     sign = np.array([s for _, s in lanes])
     se = np.array([np.sqrt(res.cov[c.index, c.index]) * abs(c.du_dx(res._x[c.index])) for c, _ in lanes])
     step = np.where(np.isfinite(se) & (se > 0), math.sqrt(q) * se, 1.0)
@@ -399,9 +417,7 @@ def _check_level(level) -> float:
 
 
 def _check_n(n) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 3:
-        raise ValueError(f"n must be an integer >= 3, got {n!r}")
-    return int(n)
+    return check_positive_int("n", n, allow_none=False, minimum=3)
 
 
 def _warn_ends(names, ends: _Endpoints, level):
@@ -426,18 +442,35 @@ def _warn_ends(names, ends: _Endpoints, level):
 
 def profile_conf_int(res: FitResult, level: float = 0.95):
     """Profile intervals of every free parameter, as a pytree like ``params`` whose leaves
-    carry a trailing axis of 2. Raises ``BetterFitFound`` if profiling beat the fit."""
+    carry a trailing axis of 2. Raises ``BetterFitFound`` if profiling beat the fit.
+
+    Elements of a simplex or ordered parameter are not separate coordinates (holding one
+    fixed moves the others), so they get NaN intervals, with a ``ProfileWarning`` naming them."""
     level = _check_level(level)
     obj = _Objective(res)
-    coords = _coords(res, res.names)
-    ends = _endpoints(obj, coords, chi2_quantile(level, 1))
-    better = obj.better_fit()
-    if better is not None:
-        raise BetterFitFound(obj.better_message(better) + " It is attached as .better_fit.", better)
-    _warn_ends(res.names, ends, level)
     space = res._space
-    lower = space.x_flat_to_leaves(ends.lower)
-    upper = space.x_flat_to_leaves(ends.upper)
+    by_name = _all_coords(space)
+    names = [n for n in res.names if _is_elementwise(by_name[n][0])]
+    skipped = [n for n in res.names if not _is_elementwise(by_name[n][0])]
+    lower_x, upper_x = np.full(space.k, np.nan), np.full(space.k, np.nan)
+    if names:
+        coords = _coords(res, names)
+        ends = _endpoints(obj, coords, chi2_quantile(level, 1))
+        better = obj.better_fit()
+        if better is not None:
+            raise BetterFitFound(obj.better_message(better) + " It is attached as .better_fit.", better)
+        _warn_ends(names, ends, level)
+        index = [c.index for c in coords]
+        lower_x[index], upper_x[index] = ends.lower, ends.upper
+    if skipped:
+        warnings.warn(
+            f"no profile interval (NaN) for {', '.join(skipped)}: elements of a simplex or ordered parameter "
+            "are not separate coordinates; profile a derived quantity by refitting instead",
+            ProfileWarning,
+            stacklevel=3,
+        )
+    lower = space.x_flat_to_leaves(lower_x)
+    upper = space.x_flat_to_leaves(upper_x)
     free = [np.stack([np.asarray(lo), np.asarray(hi)], axis=-1) for lo, hi in zip(lower, upper, strict=False)]
     fixed = [np.stack([np.asarray(v), np.asarray(v)], axis=-1) for v in res._fixed_leaves]
     return space.assemble(free, fixed)
@@ -467,7 +500,7 @@ def profile(res: FitResult, name: str, level: float = 0.95, n: int = 41) -> Prof
     ends = _endpoints(obj, [coord], chi2_quantile(level, 1))
     x_hat = float(res._x[coord.index])
     grid = np.sort(np.append(_axis(coord, x_hat, ends, 0, 0.3, n), x_hat))
-    held = np.full((len(grid), 1), coord.index)
+    held = np.full((len(grid), 1), coord.u_index)
     rest = np.tile(obj.rest_hat(held[0]), (len(grid), 1))
     lp, _, _ = obj(held, coord.to_u(grid)[:, None], rest)
     keep = np.isfinite(grid)
@@ -515,7 +548,7 @@ def region(res: FitResult, a: str, b: str, level: float = 0.95, n: int = 41) -> 
     axes = [_axis(c, float(res._x[c.index]), ends, i, 0.15, n) for i, c in enumerate(coords)]
     ua, ub = np.meshgrid(coords[0].to_u(axes[0]), coords[1].to_u(axes[1]), indexing="ij")
     values = np.stack([ua.ravel(), ub.ravel()], axis=1)
-    held = np.tile([coords[0].index, coords[1].index], (len(values), 1))
+    held = np.tile([coords[0].u_index, coords[1].u_index], (len(values), 1))
     rest = np.tile(obj.rest_hat(held[0]), (len(values), 1))
     lp, _, _ = obj(held, values, rest)
     deviance = (2.0 * (obj.l_hat - lp)).reshape(n, n)

@@ -137,6 +137,9 @@ def test_bad_arguments():
         res.conf_int(level=1.5, method="profile")
     with pytest.raises(ValueError, match="method"):
         res.conf_int(method="bootstrap")
+    for bad in (2, 3.0, True):
+        with pytest.raises(ValueError, match="n must be an integer >= 3"):
+            res.profile("mu", n=bad)
     with pytest.raises(ValueError, match="simplex"):
         jm.fit(
             lambda p, d: d @ jax.numpy.log(p["p"]),
@@ -144,3 +147,64 @@ def test_bad_arguments():
             np.array([3.0, 1.0, 2.0]),
             constraints={"p": jm.simplex},
         ).profile("p[0]")
+
+
+def test_parameters_after_a_simplex_use_their_own_coordinates():
+    # a 3-simplex has 2 unconstrained coordinates, so "s" is x[3] but u[2]; the two parts of
+    # the likelihood are separate, so the profile of s is the closed form of a zero-mean normal
+    rng = np.random.default_rng(7)
+    counts = np.array([5.0, 2.0, 9.0])
+    y = rng.normal(0.0, 1.5, size=14)
+
+    def loglik(p, d):
+        return d["c"] @ jax.numpy.log(p["a"]) + jax.numpy.sum(jax.scipy.stats.norm.logpdf(d["y"], 0.0, p["s"]))
+
+    res = jm.fit(
+        loglik,
+        {"a": np.ones(3) / 3, "s": 1.0},
+        {"c": counts, "y": y},
+        constraints={"a": jm.simplex, "s": jm.positive},
+    )
+    n, ss = len(y), np.sum(y**2)
+    lp = lambda s: -n * math.log(s) - ss / (2 * s * s)  # noqa: E731
+    s_hat = math.sqrt(ss / n)
+    ref = roots(lp, s_hat, 1e-3, 50.0)
+    prof = res.profile("s", n=7)
+    np.testing.assert_allclose(prof.interval, ref, rtol=1e-6)
+    const = res.loglik - lp(s_hat)
+    np.testing.assert_allclose(prof.loglik, [lp(s) + const for s in prof.grid], rtol=1e-9)
+    # the simplex's elements get NaN intervals, with a warning naming them; s still gets its own
+    with pytest.warns(jm.ProfileWarning, match=r"a\[0\], a\[1\], a\[2\]"):
+        ci = res.conf_int(method="profile")
+    assert ci["a"].shape == (3, 2) and np.all(np.isnan(ci["a"]))
+    np.testing.assert_allclose(ci["s"], ref, rtol=1e-6)
+
+
+def test_region_after_a_simplex():
+    # a 3-simplex (2 coordinates in u) before (mu, sigma) of a normal sample: independent parts
+    y = np.random.default_rng(8).normal(1.0, 2.0, size=15)
+
+    def loglik(p, d):
+        return jax.numpy.array([4.0, 1.0, 3.0]) @ jax.numpy.log(p["a"]) + jax.numpy.sum(
+            jax.scipy.stats.norm.logpdf(d, p["mu"], p["sigma"])
+        )
+
+    res = jm.fit(
+        loglik,
+        {"a": np.ones(3) / 3, "mu": 0.0, "sigma": 1.0},
+        y,
+        constraints={"a": jm.simplex, "sigma": jm.positive},
+    )
+    reg = res.region("mu", "sigma", n=9)
+    A, B = np.meshgrid(reg.grid_a, reg.grid_b, indexing="ij")
+    ll = lambda m, s: np.sum(stats.norm.logpdf(y[:, None, None], m, s), axis=0)  # noqa: E731
+    np.testing.assert_allclose(reg.deviance, 2 * (ll(y.mean(), y.std()) - ll(A, B)), rtol=1e-9, atol=1e-9)
+
+
+def test_chi2_quantile_closed_forms_only():
+    from jaxmle.profile import chi2_quantile
+
+    np.testing.assert_allclose(chi2_quantile(0.9, 1), stats.chi2.ppf(0.9, 1), rtol=1e-12)
+    np.testing.assert_allclose(chi2_quantile(0.9, 2), stats.chi2.ppf(0.9, 2), rtol=1e-12)
+    with pytest.raises(ValueError, match="df"):
+        chi2_quantile(0.9, 3)
