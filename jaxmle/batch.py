@@ -3,12 +3,15 @@
 The replicates are processed in chunks of a fixed size (the last one padded), so one
 compiled program serves the whole run and memory stays bounded by the chunk. Each chunk is
 split over every device JAX sees with ``shard_map``: every device runs its own solver loop on
-its share, so a slow fit holds back only the lanes beside it. A lane that has not finished
-within a short first pass is continued from where it stopped in a second, smaller pass, so a
-few hard fits (separation, a boundary estimate) do not hold the whole chunk. Inference runs on
-the host in batched NumPy, as for one fit. Data that are not finite in one replicate mark that
-fit INVALID_DATA and are replaced by a finite replicate before they reach the device, so
-nothing else can be touched by them.
+its share, so a slow fit holds back only the lanes beside it. With Newton's method (whose only
+state between iterations is the point itself) a lane that has not finished within a short
+first pass is restarted from its last point in a second, smaller pass, which ends exactly where
+one long pass would, so a few hard fits (separation, a boundary estimate) do not hold the whole
+chunk; L-BFGS and optax methods carry curvature or moment estimates, so they run in one pass.
+Inference runs on the host in batched NumPy, as for one fit. A replicate whose data are not
+finite, or (with a built-in model) fail the model's ``check_data``, is marked INVALID_DATA and
+replaced by a valid replicate before the data reach the device, so nothing else can be touched
+by it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import dataclasses
 import functools
 import hashlib
 import json
+import re
 import sys
+import types
 
 import jax
 import jax.numpy as jnp
@@ -28,11 +33,12 @@ from jax.sharding import PartitionSpec as P
 from . import _precision
 from .batch_results import BatchFitResult
 from .checkpoint import Checkpoint
-from .fit import Prepared, check_at_start, final_status, prepare
+from .fit import Prepared, _to_device, check_at_start, final_status, prepare
 from .inference import observed_inference
 from .models.base import Model
 from .problem import Problem, RawFit, compiled_solve
 from .status import Status
+from .validation import check_positive_int
 
 __all__ = ["fit_batch"]
 
@@ -40,8 +46,10 @@ __all__ = ["fit_batch"]
 #: DEFAULT_MAX_CHUNK replicates
 DEFAULT_CHUNK_ELEMENTS = 2**24
 DEFAULT_MAX_CHUNK = 2**16
-#: iterations of the first pass; unfinished lanes continue in a second pass
+#: iterations of Newton's first pass; unfinished lanes continue in a second pass
+#: (methods that keep state between iterations run in one pass)
 FIRST_PASS_ITERATIONS = 12
+TWO_PASS_SOLVERS = ("newton",)
 #: lanes per device and program, (at most this many, holding at most this many data elements):
 #: on the CPU a block's data should stay in cache (measured: logistic n=1000 fastest at 128
 #: lanes, Gaussian n=100 at 1024)
@@ -66,13 +74,19 @@ def fit_batch(
     progress=None,
     checkpoint=None,
     batched_init=None,
+    cov_type="observed",
 ) -> BatchFitResult:
     """Fit one model to many datasets: ``fit`` for every replicate, vmapped over devices.
 
     Arguments are those of ``fit``. Every leaf of ``data`` carries a leading replicate axis;
     ``init`` may carry one too (every leaf, or none; pass ``batched_init=True/False`` where
     that is ambiguous). With a built-in model and no ``init``, each replicate starts at the
-    model's ``init`` of its own data. One failing fit never raises: its ``status`` says why.
+    model's ``init`` of its own data. One failing fit never raises (so there is no ``throw``):
+    its ``status`` says why. A replicate with non-finite data, or data a built-in model's
+    ``check_data`` refuses, gets status INVALID_DATA and NaN results.
+
+    - ``cov_type``: only ``"observed"`` (the inverse observed information); the robust, OPG
+      and expected covariances are available for single fits with ``jm.fit``.
 
     - ``chunk_size``: replicates per chunk (memory grows with it; default: the data of a
       chunk stay under 128 MB). Results do not depend on it.
@@ -92,6 +106,11 @@ def fit_batch(
     chunk, and every process receives all results; only process 0 writes the checkpoint, which
     must be on a file system all processes see.
     """
+    if cov_type != "observed":
+        raise ValueError(
+            f"cov_type must be 'observed' for fit_batch, got {cov_type!r} (robust/opg/expected are available for "
+            "single fits with jm.fit)"
+        )
     model = loglik if isinstance(loglik, Model) else None
     if model is not None and data is None:
         data, init = init, None
@@ -99,7 +118,11 @@ def fit_batch(
         raise ValueError("data: fit_batch needs data whose leaves carry a leading replicate axis")
     host = jax.tree_util.tree_map(np.asarray, data)
     reps = replicate_count(host)
-    valid = ~invalid_replicates(host)
+    check = model.check_data if model is not None else None
+    invalid_all = invalid_replicates(host, check)
+    valid = ~invalid_all
+    if check is not None and not valid.any():
+        check(take(host, 0))  # raises: no replicate is valid, so there is no model to build
     one = take(host, int(np.argmax(valid)))
 
     init_of_data = None
@@ -127,11 +150,11 @@ def fit_batch(
         batched=True,
     )
     if init_host is not None:
-        check_batched_init(prep, init_host)
+        check_support("init", prep.problem.space, jax.tree_util.tree_leaves(init_host), batched=True)
     nobs = check_at_start(prep, prep.data, finite=False)
 
     def source(index):
-        chunk, invalid = replace_invalid(take(host, index))
+        chunk, invalid = replace_invalid(take(host, index), invalid_all[index])
         if init_host is not None:
             u0 = batched_u0(prep, take(init_host, index))
         elif init_of_data is not None:
@@ -141,7 +164,7 @@ def fit_batch(
         return u0, chunk, invalid
 
     def fingerprint():
-        label = getattr(model or loglik, "__qualname__", repr(model))
+        label = repr(model) if model is not None else getattr(loglik, "__qualname__", type(loglik).__name__)
         init_digest = tree_digest(init_host if init_host is not None else init0)
         return run_fingerprint(prep, reps, "fit_batch", label) | {"data": tree_digest(host), "init": init_digest}
 
@@ -164,10 +187,7 @@ def run_batch(prep: Prepared, nobs, reps: int, source, *, chunk_size, progress, 
     from tqdm.auto import tqdm
 
     show, delay = progress_mode(progress)
-    if chunk_size is not None and (
-        isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size <= 0
-    ):
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    chunk_size = check_positive_int("chunk_size", chunk_size)
     _, sample, _ = source(np.zeros(1, dtype=np.int64))
     per_rep = max(1, sum(int(np.size(a)) for a in jax.tree_util.tree_leaves(sample)))
     group = block_lanes(per_rep) * jax.device_count()
@@ -218,13 +238,17 @@ def fit_chunk(prep: Prepared, source, index: np.ndarray, group: int) -> dict:
 
 
 def solve_two_pass(prep: Prepared, u0: np.ndarray, data, group: int) -> RawFit:
-    """Solve every lane with a short iteration budget, then continue the unfinished lanes.
+    """Solve every lane; with Newton's method, first with a short iteration budget, then
+    restart the unfinished lanes from their last point.
 
     Under vmap a loop runs until its slowest lane stops; the second pass runs only the few
-    lanes still at work, from where they stopped, packed into as few groups as they fill."""
+    lanes still at work, packed into as few groups as they fill. Newton keeps no state
+    between iterations but the point (run-off detection starts afresh), so the restart ends
+    where one long pass would; L-BFGS's curvature pairs and optax's moments would be lost, so
+    those methods run in a single pass, as ``fit`` does."""
     problem = prep.problem
     budget = problem.default_max_iter()
-    first = min(FIRST_PASS_ITERATIONS, budget)
+    first = min(FIRST_PASS_ITERATIONS, budget) if problem.solver[0] in TWO_PASS_SOLVERS else budget
     raw = solve_groups(dataclasses.replace(problem, max_iter=first), u0, prep, data, group)
     todo = np.flatnonzero(raw.status == Status.MAX_ITER)
     if first == budget or len(todo) == 0:
@@ -253,17 +277,18 @@ def solve_groups(problem: Problem, u0: np.ndarray, prep: Prepared, data, group: 
     Every group is dispatched before any result is awaited."""
     with _precision.context(prep.dtype):
         fn, mesh = _compiled_sharded(problem, jax.device_count())
+        split = None if mesh is None else NamedSharding(mesh, P("replicate"))
         pending = []
         for start in range(0, len(u0), group):
             part = slice(start, start + group)
-            u_part, data_part = np.asarray(u0[part], prep.dtype), host_cast(take(data, part), prep.dtype)
+            u_part = np.asarray(u0[part], prep.dtype)
             if mesh is None:
-                out = fn(jnp.asarray(u_part), prep.fixed_leaves, jax.tree_util.tree_map(jnp.asarray, data_part))
+                out = fn(jnp.asarray(u_part), prep.fixed_leaves, _to_device(take(data, part), prep.dtype))
             else:
-                split = NamedSharding(mesh, P("replicate"))
-                u_dev = global_array(u_part, split)
-                data_dev = jax.tree_util.tree_map(lambda a: global_array(a, split), data_part)  # noqa: B023
-                out = fn(u_dev, prep.fixed_leaves, data_dev)
+                data_dev = jax.tree_util.tree_map(
+                    lambda a: global_array(host_cast(a, prep.dtype), split), take(data, part)
+                )
+                out = fn(global_array(u_part, split), prep.fixed_leaves, data_dev)
             pending.append(out)
         if jax.process_count() > 1:
             from jax.experimental import multihost_utils
@@ -377,19 +402,40 @@ def replicate_count(host) -> int:
     return reps
 
 
-def invalid_replicates(host) -> np.ndarray:
-    """Replicates with a NaN or infinite value in any floating leaf of the data."""
-    bad = None
+def invalid_replicates(host, check=None) -> np.ndarray:
+    """Replicates with a NaN or infinite value in any floating leaf of the data, or (given
+    ``check``, a model's ``check_data``) whose data ``check`` refuses with a ValueError."""
+    bad = np.zeros(jax.tree_util.tree_leaves(host)[0].shape[0], bool)
     for a in jax.tree_util.tree_leaves(host):
         if np.issubdtype(a.dtype, np.floating) or np.iscomplexobj(a):
-            b = ~np.isfinite(a).reshape(a.shape[0], -1).all(axis=1)
-            bad = b if bad is None else bad | b
-    return np.zeros(jax.tree_util.tree_leaves(host)[0].shape[0], bool) if bad is None else bad
+            bad |= ~np.isfinite(a).reshape(a.shape[0], -1).all(axis=1)
+    if check is not None:
+        bad[refused(host, np.flatnonzero(~bad), check)] = True
+    return bad
 
 
-def replace_invalid(chunk):
-    """``(chunk, invalid)``: the non-finite replicates replaced by the first finite one (or zeros)."""
-    invalid = invalid_replicates(chunk)
+def refused(host, index: np.ndarray, check) -> np.ndarray:
+    """The replicates among ``index`` whose data ``check`` refuses.
+
+    A model's checks are element-wise and accept a leading replicate axis, so a block that
+    passes as a whole is valid throughout; a block that fails is halved until the refused
+    replicates are found (each checked on its own)."""
+    if len(index) == 0:
+        return index
+    try:
+        check(take(host, index) if len(index) > 1 else take(host, int(index[0])))
+        return index[:0]
+    except ValueError:
+        if len(index) == 1:
+            return index
+    half = len(index) // 2
+    return np.concatenate([refused(host, index[:half], check), refused(host, index[half:], check)])
+
+
+def replace_invalid(chunk, invalid=None):
+    """``(chunk, invalid)``: the invalid replicates (by default the non-finite ones) replaced
+    by the first valid one (or zeros)."""
+    invalid = invalid_replicates(chunk) if invalid is None else np.asarray(invalid)
     if not invalid.any():
         return chunk, invalid
     good = np.flatnonzero(~invalid)
@@ -425,18 +471,24 @@ def init_has_batch_axis(init, reps: int, batched_init) -> bool:
     return bool(batched_init)
 
 
-def check_batched_init(prep: Prepared, init_host) -> None:
-    """Every replicate's starting values inside the support (a user error otherwise)."""
-    for leaf, value in zip(prep.problem.space.leaves, jax.tree_util.tree_leaves(init_host), strict=True):
+def check_support(argument: str, space, values, batched: bool = False) -> None:
+    """Raise ValueError naming ``argument`` where the value of a free parameter lies outside
+    its constraint's support (or has a shape the constraint cannot take). With ``batched``
+    every value carries a leading replicate axis; element-wise constraints check it whole."""
+    for leaf, value in zip(space.leaves, values, strict=True):
         if leaf.fixed:
             continue
-        elementwise = leaf.constraint.same_dimension and leaf.constraint.name != "ordered"
-        rows = [value] if elementwise else value
+        c = leaf.constraint
+        elementwise = c.same_dimension and c.name != "ordered"
+        if not elementwise:
+            c.free_size(leaf.shape)  # raises for a wrong shape
+        rows = value if batched and not elementwise else [value]
         for i, row in enumerate(rows):
-            why = leaf.constraint.violation(row)
+            why = c.violation(np.asarray(row))
             if why is not None:
-                where = "" if elementwise else f" in replicate {i}"
-                raise ValueError(f"init: {leaf.label!r}{where} {why} under its constraint {leaf.constraint!r}")
+                where = f" in replicate {i}" if batched and not elementwise else ""
+                shown = "" if batched else f" (value {row})"
+                raise ValueError(f"{argument}: {leaf.label!r}{where} {why} under its constraint {c!r}{shown}")
 
 
 def batched_u0(prep: Prepared, init_batch) -> np.ndarray:
@@ -459,7 +511,7 @@ def model_inits(init_fn, chunk, dtype):
     non-traceable ``init`` runs in Python."""
     with _precision.context(dtype):
         try:
-            return jax.tree_util.tree_map(np.asarray, _mapped(init_fn)(to_device(chunk, dtype)))
+            return jax.tree_util.tree_map(np.asarray, _mapped(init_fn)(_to_device(chunk, dtype)))
         except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError, TypeError, ValueError):
             reps = jax.tree_util.tree_leaves(chunk)[0].shape[0]
             rows = [init_fn(take(chunk, i)) for i in range(reps)]
@@ -471,15 +523,11 @@ def _mapped(fn):
     return jax.jit(lambda batch: jax.lax.map(fn, batch))
 
 
-def host_cast(data, dtype):
-    """Floating leaves of ``data`` as ``dtype`` NumPy arrays; others as they are."""
-    return jax.tree_util.tree_map(
-        lambda a: np.asarray(a, dtype) if np.issubdtype(np.asarray(a).dtype, np.floating) else np.asarray(a), data
-    )
-
-
-def to_device(data, dtype):
-    return jax.tree_util.tree_map(jnp.asarray, host_cast(data, dtype))
+def host_cast(a, dtype) -> np.ndarray:
+    """A floating array as ``dtype`` (on the host, as ``fit``'s conversion does on the device);
+    others as they are."""
+    a = np.asarray(a)
+    return a.astype(dtype, copy=False) if np.issubdtype(a.dtype, np.floating) else a
 
 
 # --- settings -----------------------------------------------------------------------------
@@ -511,20 +559,85 @@ def progress_mode(progress) -> tuple[bool, float]:
 
 
 def run_fingerprint(prep: Prepared, reps: int, kind: str, label: str) -> dict:
-    """What identifies a run for its checkpoint (data digests are added by the caller)."""
+    """What identifies a run for its checkpoint (data digests are added by the caller): the
+    model (its label and a digest of the log-likelihood's code and captured values), every
+    parameter's constraint, the priors and the solver settings."""
     problem = prep.problem
     return {
         "kind": kind,
         "model": label,
+        "loglik": callable_digest(problem.loglik),
         "reps": reps,
         "names": problem.space.names,
+        "constraints": [repr(leaf.constraint) for leaf in problem.space.leaves],
         "method": prep.method_name,
         "tol": problem.tol,
         "max_iter": problem.max_iter,
         "dtype": str(prep.dtype),
         "prior": repr(problem.priors),
+        "log_prior": None if problem.log_prior is None else callable_digest(problem.log_prior),
         "fixed": tree_digest([np.asarray(v) for v in prep.fixed_leaves]),
     }
+
+
+def callable_digest(fn) -> str:
+    """A digest of what a function computes: its code (bytecode, constants, names, nested
+    code), defaults and captured values (arrays and numbers by value, functions recursively,
+    anything else by its ``repr`` without memory addresses). Two different lambdas differ."""
+    h = hashlib.blake2b(digest_size=16)
+    _feed(h, fn, depth=0, seen=set())
+    return h.hexdigest()
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _feed(h, obj, depth: int, seen: set) -> None:
+    if depth > 8 or id(obj) in seen:
+        h.update(b"<...>")
+        return
+    if isinstance(obj, (bool, int, float, complex, str, bytes, type(None))):
+        h.update(repr(obj).encode())
+        return
+    if isinstance(obj, (np.ndarray, np.generic, jax.Array)):
+        h.update(tree_digest(obj).encode())
+        return
+    seen = seen | {id(obj)}
+    if isinstance(obj, (tuple, list)):
+        h.update(f"{type(obj).__name__}{len(obj)}".encode())
+        for item in obj:
+            _feed(h, item, depth + 1, seen)
+        return
+    if isinstance(obj, functools.partial):
+        for part in (obj.func, obj.args, tuple(sorted(obj.keywords.items()))):
+            _feed(h, part, depth + 1, seen)
+        return
+    if isinstance(obj, types.CodeType):
+        h.update(obj.co_code)
+        h.update(repr(obj.co_names).encode())
+        _feed(h, obj.co_consts, depth + 1, seen)
+        return
+    if isinstance(obj, types.MethodType):
+        _feed(h, obj.__func__, depth + 1, seen)
+        _feed(h, obj.__self__, depth + 1, seen)
+        return
+    obj = getattr(obj, "__wrapped__", obj)  # jax.jit and functools.wraps keep the function here
+    if isinstance(obj, types.FunctionType):
+        h.update(obj.__qualname__.encode())
+        _feed(h, obj.__code__, depth + 1, seen)
+        _feed(h, obj.__defaults__, depth + 1, seen)
+        cells = tuple(c.cell_contents for c in obj.__closure__ or () if _filled(c))
+        _feed(h, cells, depth + 1, seen)
+        return
+    h.update(_ADDRESS.sub("", repr(obj)).encode())
+
+
+def _filled(cell) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:  # an empty cell
+        return False
+    return True
 
 
 def tree_digest(tree) -> str:

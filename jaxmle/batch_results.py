@@ -12,7 +12,7 @@ import numpy as np
 
 from .inference import Inference
 from .parameters import ParameterSpace
-from .results import FitResult, normal_quantile
+from .results import FitResult, _fmt, normal_quantile
 from .status import Status
 
 __all__ = ["BatchFitResult"]
@@ -147,10 +147,6 @@ class BatchFitResult:
 
     def __str__(self) -> str:
         return self.summary()
-
-
-def _fmt(v: float) -> str:
-    return "nan" if not np.isfinite(v) else f"{v:.6g}"
 
 
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:

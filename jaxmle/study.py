@@ -21,6 +21,9 @@ import numpy as np
 from . import _precision
 from .batch import (
     batched_u0,
+    callable_digest,
+    check_support,
+    invalid_replicates,
     model_inits,
     replace_invalid,
     run_batch,
@@ -28,12 +31,12 @@ from .batch import (
     take,
     tree_digest,
 )
-from .batch_results import BatchFitResult, _fmt, _table
+from .batch_results import BatchFitResult, _table
 from .fit import check_at_start, prepare
 from .models.base import Model
 from .parameters import build_space
-from .results import normal_quantile
-from .validation import check_positive_int
+from .results import _fmt, normal_quantile
+from .validation import check_constraints, check_names, check_positive_int
 
 __all__ = ["simulation_study", "StudyResult"]
 
@@ -146,9 +149,13 @@ def simulation_study(
     simulate = model.simulate if model is not None else simulate
     dt = _precision.resolve(dtype)
     truth_host = jax.tree_util.tree_map(lambda v: np.asarray(v, dt), truth)
+    constraints = check_names(
+        "constraints", constraints, {leaf.key for leaf in build_space(truth_host, {}, {})[0].leaves}
+    )
+    check_constraints(constraints)
     merged = dict((model.constraints or {}) if model is not None else {})
-    merged.update(constraints or {})
-    _check_support(truth_host, merged)
+    merged.update(constraints)
+    check_support("truth", *build_space(truth_host, merged, {}))
     generate = _generator(simulate, n, dt, int(seed), truth_host)
     one = take(generate(np.zeros(1, np.int64)), 0)
 
@@ -171,10 +178,12 @@ def simulation_study(
     )
     space = prep.problem.space
     truth_flat = _flat_truth(space, truth_host)
+    check = model.check_data if model is not None else None
     nobs = check_at_start(prep, prep.data, finite=False)
 
     def source(index):
-        chunk, invalid = replace_invalid(generate(index))
+        chunk = generate(index)
+        chunk, invalid = replace_invalid(chunk, invalid_replicates(chunk, check))
         if per_data_init:
             u0 = batched_u0(prep, model_inits(model.init, chunk, dt))
         else:
@@ -189,6 +198,7 @@ def simulation_study(
         | {
             "n": n,
             "seed": int(seed),
+            "simulate": callable_digest(simulate),
             "truth": tree_digest(truth_host),
             "first": tree_digest(one),
             "init": tree_digest(init) + ("/per-replicate" if per_data_init else ""),
@@ -294,15 +304,6 @@ def _compiled_simulator(simulate: Callable, n: int):
         return simulate(jax.random.fold_in(key, i), truth, n)
 
     return jax.jit(jax.vmap(one, in_axes=(None, None, 0)))
-
-
-def _check_support(truth, constraints) -> None:
-    """The truth inside every parameter's support (before anything is simulated from it)."""
-    space, values = build_space(truth, constraints, {})
-    for leaf, value in zip(space.leaves, values, strict=True):
-        why = leaf.constraint.violation(value)
-        if why is not None:
-            raise ValueError(f"truth: {leaf.label!r} {why} under its constraint {leaf.constraint!r}")
 
 
 def _flat_truth(space, truth) -> np.ndarray:

@@ -261,3 +261,78 @@ def test_killed_run_resumes_without_redoing_or_losing_a_chunk(tmp_path, monkeypa
     other = logistic_data(13, seed=9)
     with pytest.raises(ValueError, match="checkpoint .* belongs to a different run .*data"):
         jm.fit_batch(logistic_loglik, {"beta": np.zeros(3)}, other, checkpoint=path)
+
+
+def test_lbfgs_batch_equals_a_loop_of_fit():
+    """L-BFGS keeps curvature pairs between iterations, so a batch must run it in one pass, as fit
+    does: the same iterations and estimates as a loop of fit."""
+    data = logistic_data(5, p=4, seed=3)
+    data["X"][:, :, 1] *= 10  # badly scaled covariates: L-BFGS needs 20-32 iterations
+    data["X"][:, :, 2] *= 0.1
+    res = jm.fit_batch(logistic_loglik, {"beta": np.zeros(4)}, data, method="lbfgs", batched_init=False)
+    assert res.n_iter.min() > 12  # past the first pass a Newton batch would use
+    for i in range(5):
+        one = jm.fit(logistic_loglik, {"beta": np.zeros(4)}, {"X": data["X"][i], "y": data["y"][i]}, method="lbfgs")
+        assert res.n_iter[i] == one.n_iter and res.status[i] == one.status
+        np.testing.assert_allclose(res.params["beta"][i], one.params["beta"], rtol=1e-14, atol=1e-15)
+
+
+def test_replicates_outside_a_models_support_are_invalid_data():
+    x = np.random.default_rng(4).poisson(3.0, size=(6, 30)).astype(float)
+    x[1, 4] = -2.5  # negative, not a count
+    x[4, 0] = 1.5  # not a whole number
+    res = jm.fit_batch(jm.models.poisson(), x)
+    assert res.status[1] == res.status[4] == Status.INVALID_DATA
+    assert np.isnan(res.params["rate"][[1, 4]]).all() and not res.converged[[1, 4]].any()
+    ok = [0, 2, 3, 5]
+    assert np.all(res.status[ok] == Status.CONVERGED)
+    np.testing.assert_allclose(res.params["rate"][ok], x[ok].mean(axis=1), rtol=1e-12)  # the Poisson MLE
+    with pytest.raises(ValueError, match="data must be >= 0"):
+        jm.fit_batch(jm.models.poisson(), -np.ones((3, 5)))  # no valid replicate at all
+
+
+def _scaled_normal(scale):
+    return lambda p, x: jax.scipy.stats.norm.logpdf(x, p["mu"], scale)
+
+
+def test_checkpoint_refuses_a_different_model_on_the_same_data(tmp_path):
+    x = np.random.default_rng(5).normal(size=(4, 10))
+    path = tmp_path / "ckpt"
+    jm.fit_batch(lambda p, x: jax.scipy.stats.norm.logpdf(x, p["mu"], 1.0), {"mu": 0.0}, x, checkpoint=path)
+    again = lambda p, x: jax.scipy.stats.norm.logpdf(x, p["mu"], 1.0)  # noqa: E731
+    jm.fit_batch(again, {"mu": 0.0}, x, checkpoint=path)  # the same code resumes
+    for other in (
+        lambda p, x: jax.scipy.stats.norm.logpdf(x, p["mu"], 2.0),  # another constant
+        lambda p, x: jax.scipy.stats.laplace.logpdf(x, p["mu"], 1.0),  # another name
+    ):
+        with pytest.raises(ValueError, match="belongs to a different run .*loglik"):
+            jm.fit_batch(other, {"mu": 0.0}, x, checkpoint=path)
+    closures = tmp_path / "closures"
+    jm.fit_batch(_scaled_normal(1.0), {"mu": 0.0}, x, checkpoint=closures)
+    jm.fit_batch(_scaled_normal(1.0), {"mu": 0.0}, x, checkpoint=closures)
+    with pytest.raises(ValueError, match="belongs to a different run .*loglik"):
+        jm.fit_batch(_scaled_normal(np.float64(2.0)), {"mu": 0.0}, x, checkpoint=closures)
+    constrained = tmp_path / "constrained"
+    init = {"mu": 0.0, "sigma": 1.0}
+    jm.fit_batch(normal_loglik, init, x, constraints={"sigma": jm.positive}, checkpoint=constrained)
+    with pytest.raises(ValueError, match="belongs to a different run .*constraints"):
+        jm.fit_batch(normal_loglik, init, x, constraints={"sigma": jm.greater_than(0.5)}, checkpoint=constrained)
+    prior = tmp_path / "prior"
+    jm.fit_batch(
+        normal_loglik, init, x, constraints={"sigma": jm.positive}, prior=lambda p: -(p["mu"] ** 2), checkpoint=prior
+    )
+    with pytest.raises(ValueError, match="belongs to a different run .*log_prior"):
+        jm.fit_batch(
+            normal_loglik,
+            init,
+            x,
+            constraints={"sigma": jm.positive},
+            prior=lambda p: -2 * p["mu"] ** 2,
+            checkpoint=prior,
+        )
+
+
+def test_cov_type_other_than_observed_is_refused():
+    x = np.random.default_rng(6).normal(size=(3, 10))
+    with pytest.raises(ValueError, match="cov_type.*jm.fit"):
+        jm.fit_batch(normal_loglik, {"mu": 0.0, "sigma": 1.0}, x, constraints={"sigma": jm.positive}, cov_type="robust")

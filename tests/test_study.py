@@ -274,3 +274,26 @@ def test_simulate_command_passes_factory_arguments(capsys):
     # without the factory's argument: a clear error, exit code 2
     assert cli.main(["simulate", "binomial", "--n", "40", "--reps", "20", "--truth", "p=0.3"]) == 2
     assert "--model-arg" in capsys.readouterr().err
+
+
+def test_constraints_are_checked_before_the_truth():
+    with pytest.raises(ValueError, match=r"constraints\['sigma'\]"):
+        jm.simulation_study(
+            jm.models.gaussian(), {"mu": 0.0, "sigma": 1.0}, 10, 5, seed=0, constraints={"sigma": "positive"}
+        )
+    with pytest.raises(ValueError, match="constraints: .*not parameters"):
+        jm.simulation_study(
+            jm.models.gaussian(), {"mu": 0.0, "sigma": 1.0}, 10, 5, seed=0, constraints={"s": jm.positive}
+        )
+    with pytest.raises(ValueError, match="truth: 'sigma' .*constraint"):
+        jm.simulation_study(jm.models.gaussian(), {"mu": 0.0, "sigma": -1.0}, 10, 5, seed=0)
+
+
+def test_simulate_command_lists_only_the_factories(capsys):
+    from jaxmle import cli
+
+    assert cli.main(["simulate", "Poisson", "--n", "5", "--reps", "5", "--truth", "rate=1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown model 'Poisson'" in err and "poisson_regression" in err
+    listed = err.split("available: ")[1].rstrip(")\n").split(", ")
+    assert all(name.islower() for name in listed) and "resolve" not in listed

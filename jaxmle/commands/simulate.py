@@ -85,20 +85,18 @@ def _factory_args(items: list[str]) -> dict:
 def _model(name: str, factory_args: dict):
     from jaxmle import models
 
-    factory = getattr(models, name, None)
-    available = sorted(
+    available = sorted(  # the factory functions (lowercase), not the classes
         n
         for n in dir(models)
-        if not n.startswith("_") and callable(getattr(models, n)) and n not in ("Model", "resolve")
+        if n.islower() and not n.startswith("_") and n != "resolve" and callable(getattr(models, n))
     )
-    if factory is None or not callable(factory) or name in ("Model", "resolve"):
-        raise ValueError(f"model: unknown model {name!r} (available: {', '.join(available) or 'none'})")
+    if name not in available:
+        raise ValueError(f"model: unknown model {name!r} (available: {', '.join(available)})")
+    factory = getattr(models, name)
     try:
         model = factory(**factory_args)
     except TypeError as err:
         raise ValueError(f"model: {name!r} needs its factory's arguments as --model-arg NAME=VALUE ({err})") from None
-    if not isinstance(model, models.Model):
-        raise ValueError(f"model: {name!r} is not a model factory")
     return model
 
 
