@@ -37,8 +37,8 @@ from .fit import Prepared, _to_device, check_at_start, final_status, prepare
 from .inference import observed_inference
 from .models.base import Model
 from .problem import Problem, RawFit, compiled_solve
-from .status import Status
-from .validation import check_positive_int
+from .status import Status, converged
+from .validation import check_positive_int, check_support
 
 __all__ = ["fit_batch"]
 
@@ -358,7 +358,7 @@ class Outputs:
             names=space.names,
             loglik=a["loglik"],
             logpost=a["logpost"],
-            converged=(status == Status.CONVERGED) | (status == Status.INFORMATION_NOT_PD),
+            converged=converged(status),
             status=status,
             n_iter=a["n_iter"],
             grad_norm=a["grad_norm"],
@@ -469,26 +469,6 @@ def init_has_batch_axis(init, reps: int, batched_init) -> bool:
     if batched_init and not leading:
         raise ValueError(f"init: batched_init=True but not every leaf has a leading axis of length {reps}")
     return bool(batched_init)
-
-
-def check_support(argument: str, space, values, batched: bool = False) -> None:
-    """Raise ValueError naming ``argument`` where the value of a free parameter lies outside
-    its constraint's support (or has a shape the constraint cannot take). With ``batched``
-    every value carries a leading replicate axis; element-wise constraints check it whole."""
-    for leaf, value in zip(space.leaves, values, strict=True):
-        if leaf.fixed:
-            continue
-        c = leaf.constraint
-        elementwise = c.same_dimension and c.name != "ordered"
-        if not elementwise:
-            c.free_size(leaf.shape)  # raises for a wrong shape
-        rows = value if batched and not elementwise else [value]
-        for i, row in enumerate(rows):
-            why = c.violation(np.asarray(row))
-            if why is not None:
-                where = f" in replicate {i}" if batched and not elementwise else ""
-                shown = "" if batched else f" (value {row})"
-                raise ValueError(f"{argument}: {leaf.label!r}{where} {why} under its constraint {c!r}{shown}")
 
 
 def batched_u0(prep: Prepared, init_batch) -> np.ndarray:

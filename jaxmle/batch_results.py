@@ -12,7 +12,7 @@ import numpy as np
 
 from .inference import Inference
 from .parameters import ParameterSpace
-from .results import FitResult, _fmt, normal_quantile
+from .results import FitResult, _fmt, wald_z
 from .status import Status
 
 __all__ = ["BatchFitResult"]
@@ -77,7 +77,7 @@ class BatchFitResult:
 
     def conf_int(self, level: float = 0.95):
         """Wald intervals, a pytree like ``params`` whose leaves gain a trailing axis of 2."""
-        q = normal_quantile(0.5 + level / 2.0)
+        q = wald_z(level)
         return jax.tree_util.tree_map(lambda p, s: np.stack([p - q * s, p + q * s], axis=-1), self.params, self.se)
 
     def __getitem__(self, i: int) -> FitResult:

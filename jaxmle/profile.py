@@ -34,7 +34,7 @@ from . import _precision
 from .constraints import Constraint
 from .parameters import build_space
 from .problem import Problem, compiled_solve, quick_options, resolve_method
-from .results import FitResult, normal_quantile
+from .results import FitResult, wald_z
 from .status import Status
 from .validation import check_positive_int
 
@@ -64,9 +64,9 @@ def chi2_quantile(level: float, df: int) -> float:
     """χ² quantile for 1 or 2 degrees of freedom (closed forms: z²_{(1+level)/2} and
     −2 log(1 − level)); other degrees of freedom raise ValueError."""
     if df == 1:
-        return normal_quantile(0.5 + level / 2.0) ** 2
+        return wald_z(level) ** 2
     if df == 2:
-        _ = normal_quantile(level)  # validates level
+        wald_z(level)  # validates level
         return -2.0 * math.log1p(-level)
     raise ValueError(f"df must be 1 or 2 (the closed forms profiles need), got {df!r}")
 
@@ -507,7 +507,7 @@ def profile(res: FitResult, name: str, level: float = 0.95, n: int = 41) -> Prof
     better = obj.better_fit()
     notes = []
     se = float(np.sqrt(res.cov[coord.index, coord.index]))
-    zq = normal_quantile(0.5 + level / 2.0)
+    zq = wald_z(level)
     interval = (float(ends.lower[0]), float(ends.upper[0]))
     if better is not None:
         notes.append(obj.better_message(better))

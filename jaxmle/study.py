@@ -22,7 +22,6 @@ from . import _precision
 from .batch import (
     batched_u0,
     callable_digest,
-    check_support,
     invalid_replicates,
     model_inits,
     replace_invalid,
@@ -35,8 +34,8 @@ from .batch_results import BatchFitResult, _table
 from .fit import check_at_start, prepare
 from .models.base import Model
 from .parameters import build_space
-from .results import _fmt, normal_quantile
-from .validation import check_constraints, check_names, check_positive_int
+from .results import _fmt, wald_z
+from .validation import check_constraints, check_names, check_positive_int, check_support
 
 __all__ = ["simulation_study", "StudyResult"]
 
@@ -262,7 +261,7 @@ def study_statistics(fits: BatchFitResult, truth: np.ndarray, crlb_var: np.ndarr
         se0 = np.where(has_se, se, 0.0)
         mean_se = se0.sum(axis=0) / r_se
         sd_se = np.sqrt(np.where(has_se, (se0 - mean_se) ** 2, 0.0).sum(axis=0) / np.maximum(r_se - 1, 1))
-        q = normal_quantile(0.5 + level / 2.0)
+        q = wald_z(level)
         covered = (np.abs(err) <= q * se0) & has_se
         coverage = covered.sum(axis=0) / r_se
         efficiency = crlb_var / sd**2

@@ -48,10 +48,23 @@ def check_in_support(argument: str, leaf, value) -> None:
         raise ValueError(f"{argument}: {leaf.label!r} {why} under its constraint {leaf.constraint!r} (value {value})")
 
 
+def check_support(argument: str, space: ParameterSpace, values, batched: bool = False) -> None:
+    """Every free parameter's value inside its constraint's support (ValueError naming
+    ``argument`` otherwise). With ``batched`` every value carries a leading replicate axis;
+    element-wise constraints check it whole, vector constraints replicate by replicate."""
+    for leaf, value in zip(space.leaves, values, strict=True):
+        if leaf.fixed:
+            continue
+        elementwise = leaf.constraint.same_dimension and leaf.constraint.name != "ordered"
+        if batched and not elementwise:
+            for i, row in enumerate(np.asarray(value)):
+                check_in_support(f"{argument} (replicate {i})", leaf, row)
+        else:
+            check_in_support(argument, leaf, np.asarray(value))
+
+
 def check_init(space: ParameterSpace, values: list[np.ndarray]) -> None:
-    for leaf, value in zip(space.leaves, values):
-        if not leaf.fixed:
-            check_in_support("init", leaf, value)
+    check_support("init", space, values)
 
 
 def check_fixed(space: ParameterSpace, fixed: dict, values: list[np.ndarray]) -> list[np.ndarray]:
@@ -88,11 +101,11 @@ def check_priors(space: ParameterSpace, prior) -> tuple[tuple, object]:
         leaf = by_key[name]
         if leaf.fixed:
             raise ValueError(f"prior[{name!r}]: {name!r} is fixed, so a prior on it has no effect")
-        _check_support(name, p, leaf.constraint)
+        _check_prior_support(name, p, leaf.constraint)
     return tuple(sorted(prior.items())), None
 
 
-def _check_support(name: str, p, c: Constraint) -> None:
+def _check_prior_support(name: str, p, c: Constraint) -> None:
     from .priors import Laplace
 
     if p.on_simplex != (c.name == "simplex"):
