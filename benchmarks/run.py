@@ -333,13 +333,25 @@ def fmt_time(s):
     return f"{s * 1e6:.1f} µs" if s < 1e-3 else f"{s * 1e3:.2f} ms" if s < 1 else f"{s:.2f} s"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def write(rows, path, args, elapsed):
     import jax
 
     lines = [
         "# Benchmark results",
         "",
-        f"Date: {datetime.date.today().isoformat()}. Machine: {platform.machine()} {platform.processor() or ''}, "
+        f"Date: {datetime.date.today().isoformat()}. Machine: {cpu_model()}, "
         f"{os.cpu_count()} cores, {platform.system()}; Python {platform.python_version()}, JAX {jax.__version__} "
         f"on {jax.default_backend()}. Command: `python benchmarks/run.py "
         + " ".join(sys.argv[1:])
