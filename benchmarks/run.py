@@ -1,7 +1,7 @@
 """Run every workload against every peer in one process and write benchmarks/RESULTS.md.
 
     pip install -e ".[bench]" && python benchmarks/run.py            # full suite
-    python benchmarks/run.py --smoke --out /tmp/RESULTS.md           # seconds; checks the harness
+    python benchmarks/run.py --smoke --out smoke-results.md          # seconds; checks the harness
 
 Per-fit times are measured on ``--peer-reps`` replicates for the slow peers and on the full
 workload for jaxmle, the NumPy IRLS and the NumPy closed form; ratios compare per-fit times.
