@@ -33,7 +33,7 @@ from jax.sharding import PartitionSpec as P
 from . import _precision
 from .batch_results import BatchFitResult
 from .checkpoint import Checkpoint
-from .fit import Prepared, _to_device, check_at_start, final_status, prepare
+from .fit import Prepared, check_at_start, final_status, prepare, to_device
 from .inference import observed_inference
 from .models.base import Model
 from .problem import Problem, RawFit, compiled_solve
@@ -283,7 +283,7 @@ def solve_groups(problem: Problem, u0: np.ndarray, prep: Prepared, data, group: 
             part = slice(start, start + group)
             u_part = np.asarray(u0[part], prep.dtype)
             if mesh is None:
-                out = fn(jnp.asarray(u_part), prep.fixed_leaves, _to_device(take(data, part), prep.dtype))
+                out = fn(jnp.asarray(u_part), prep.fixed_leaves, to_device(take(data, part), prep.dtype))
             else:
                 data_dev = jax.tree_util.tree_map(
                     lambda a: global_array(host_cast(a, prep.dtype), split), take(data, part)
@@ -491,7 +491,7 @@ def model_inits(init_fn, chunk, dtype):
     non-traceable ``init`` runs in Python."""
     with _precision.context(dtype):
         try:
-            return jax.tree_util.tree_map(np.asarray, _mapped(init_fn)(_to_device(chunk, dtype)))
+            return jax.tree_util.tree_map(np.asarray, _mapped(init_fn)(to_device(chunk, dtype)))
         except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError, TypeError, ValueError):
             reps = jax.tree_util.tree_leaves(chunk)[0].shape[0]
             rows = [init_fn(take(chunk, i)) for i in range(reps)]

@@ -12,7 +12,7 @@ import numpy as np
 
 from .inference import Inference
 from .parameters import ParameterSpace
-from .results import FitResult, _fmt, wald_z
+from .results import FitResult, fmt_number, wald_z
 from .status import Status
 
 __all__ = ["BatchFitResult"]
@@ -140,7 +140,7 @@ class BatchFitResult:
                 values = [est.mean(), sd, *q, se_ok.mean() if se_ok.size else math.nan]
             else:
                 values = [math.nan] * 6
-            rows.append([name] + [_fmt(v) for v in values])
+            rows.append([name] + [fmt_number(v) for v in values])
         lines.append("estimates over the converged fits:")
         lines += _table(head, rows)
         return "\n".join(lines)

@@ -78,7 +78,7 @@ def prepare(
 
     problem = Problem(loglik, space, priors, log_prior, solver, tol, max_iter)
     with _precision.context(dtype):
-        data = _to_device(data, dtype)
+        data = to_device(data, dtype)
         fixed_leaves = [jnp.asarray(v, dtype) for v in fixed_values]
         free_init = [jnp.asarray(v, dtype) for v, leaf in zip(values, space.leaves) if not leaf.fixed]
         u0 = np.asarray(space.x_leaves_to_u(free_init))
@@ -284,7 +284,7 @@ def data_size(data) -> int:
     return sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(data))
 
 
-def _to_device(data, dtype):
+def to_device(data, dtype):
     """Floating leaves of ``data`` to ``dtype``; others as they are."""
 
     def convert(leaf):

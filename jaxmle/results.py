@@ -189,7 +189,7 @@ class FitResult:
         """A box table: estimate, SE, z, P>|z| and the Wald interval for each parameter."""
         head = _columns(level)
         body = [
-            [name] + [_fmt(v) for v in (est, se, z)] + [_fmt_p(p)] + [_fmt(v) for v in (a, b)]
+            [name] + [fmt_number(v) for v in (est, se, z)] + [_fmt_p(p)] + [fmt_number(v) for v in (a, b)]
             for name, est, se, z, p, a, b in self._rows(level)
         ]
         widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
@@ -213,7 +213,7 @@ class FitResult:
     def _repr_html_(self) -> str:
         head = "".join(f"<div>{html.escape(line)}</div>" for line in self._header())
         rows = "".join(
-            "<tr><td>" + html.escape(r[0]) + "</td>" + "".join(f"<td>{_fmt(v)}</td>" for v in r[1:]) + "</tr>"
+            "<tr><td>" + html.escape(r[0]) + "</td>" + "".join(f"<td>{fmt_number(v)}</td>" for v in r[1:]) + "</tr>"
             for r in self._rows()
         )
         cols = "".join(f"<th>{html.escape(c)}</th>" for c in _columns(0.95))
@@ -236,7 +236,8 @@ def _columns(level: float) -> list[str]:
     ]
 
 
-def _fmt(v: float) -> str:
+def fmt_number(v: float) -> str:
+    """A number to six significant digits for the tables ("nan" where not finite)."""
     return "nan" if not np.isfinite(v) else f"{v:.6g}"
 
 

@@ -34,7 +34,7 @@ from .batch_results import BatchFitResult, _table
 from .fit import check_at_start, prepare
 from .models.base import Model
 from .parameters import build_space
-from .results import _fmt, wald_z
+from .results import fmt_number, wald_z
 from .validation import check_constraints, check_names, check_positive_int, check_support
 
 __all__ = ["simulation_study", "StudyResult"]
@@ -81,7 +81,7 @@ class StudyResult:
         f, e = self.flat, {k: v for k, v in self.flat.items() if k.startswith("mcse_")}
         rows = []
         for j, name in enumerate(self.fits.names):
-            row = [name, _fmt(f["truth"][j])]
+            row = [name, fmt_number(f["truth"][j])]
             for stat in ("bias", "sd", "mean_se", "rmse", "coverage"):
                 row.append(f"{_fmt4(f[stat][j])} ({_fmt4(e['mcse_' + stat][j])})")
             row.append(_fmt4(f["crlb_sd"][j]))
