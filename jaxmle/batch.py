@@ -36,7 +36,7 @@ from .checkpoint import Checkpoint
 from .fit import Prepared, check_at_start, final_status, prepare, to_device
 from .inference import observed_inference
 from .models.base import Model
-from .problem import Problem, RawFit, compiled_solve
+from .problem import Problem, RawFit, batch_options, compiled_solve
 from .status import Status, converged
 from .validation import check_positive_int, check_support
 
@@ -307,7 +307,7 @@ def _compiled_sharded(problem: Problem, n_devices: int):
     fn = jax.shard_map(
         local, mesh=mesh, in_specs=(P("replicate"), P(), P("replicate")), out_specs=P("replicate"), check_vma=False
     )
-    return jax.jit(fn), mesh
+    return jax.jit(fn, compiler_options=batch_options()), mesh
 
 
 def global_array(a: np.ndarray, sharding) -> jax.Array:

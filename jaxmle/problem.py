@@ -232,12 +232,30 @@ def compiled_solve(problem: Problem, batched: bool = False, quick: bool = False)
     small data."""
     fn = problem.solve
     if batched:
-        fn = jax.vmap(fn, in_axes=(0, None, 0))
+        return jax.jit(jax.vmap(fn, in_axes=(0, None, 0)), compiler_options=batch_options())
     return jax.jit(fn, compiler_options=quick_options() if quick else None)
 
 
 def quick_options() -> dict | None:
     return QUICK_COMPILE if jax.default_backend() == "cpu" else None
+
+
+#: XLA CPU options for batched solves: without YNNPACK's library fusions XLA emits the
+#: small per-replicate reductions itself, 13-30% faster on benchmark workloads B and C
+#: and no slower on A (benchmarks/NOTES.md)
+BATCH_CPU = {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+@functools.lru_cache(maxsize=1)
+def batch_options() -> dict | None:
+    """``BATCH_CPU`` on the CPU, where this XLA knows the option; else None."""
+    if jax.default_backend() != "cpu":
+        return None
+    try:
+        jax.jit(lambda v: v + 1, compiler_options=BATCH_CPU).lower(np.zeros(2)).compile()
+    except Exception:  # an XLA without YNNPACK fusions rejects the unknown option
+        return None
+    return BATCH_CPU
 
 
 @functools.lru_cache(maxsize=128)

@@ -1,8 +1,11 @@
 """The one iteration driver: a single ``lax.while_loop`` with a per-fit status.
 
-A strategy supplies ``init(u) -> (f, inner)`` and ``step(u, f, inner) -> Step``; the
-driver owns everything else: the iteration cap, non-finite detection and the run-off
+A strategy supplies ``init(u) -> (f, inner)`` and ``step(u, f, inner, active) -> Step``;
+the driver owns everything else: the iteration cap, non-finite detection and the run-off
 detector, so every solver reports failures the same way and stops within ``max_iter``.
+Under ``vmap`` the loop runs until its slowest fit stops, and the steps of fits that have
+stopped are still computed (and discarded): ``active`` is False for them, so that a
+strategy's own loops (line searches) make no trips there.
 
 Run-off detection (no finite maximum): Newton near a finite optimum contracts its steps
 quadratically. Full steps that keep their direction and length while the parameters
@@ -32,7 +35,7 @@ class Step(NamedTuple):
     u: jax.Array
     f: jax.Array
     inner: Any
-    converged: jax.Array  # bool: the criterion held at the point returned
+    converged: jax.Array  # bool: the criterion held at the point returned, or one step before it
     failed: jax.Array  # int32: a Status code, or CONVERGED (0) for "no failure"
     full_step: jax.Array  # bool: an unmodified, undamped Newton step was taken
 
@@ -79,7 +82,7 @@ def run(strategy: Strategy, objective: Callable, u0, max_iter: int) -> SolverRes
         return ~s.done & (s.it < max_iter)
 
     def body(s):
-        r = strategy.step(s.u, s.f, s.inner)
+        r = strategy.step(s.u, s.f, s.inner, ~s.done)
         step = r.u - s.u
         finite = jnp.isfinite(r.f) & jnp.all(jnp.isfinite(r.u))
         steady = r.full_step & _steady(step, s.last_step, r.u, s.u)

@@ -26,7 +26,7 @@ def lbfgs(objective, tol: float, memory_size: int = 10) -> Strategy:
     def init(u):
         return objective(u), opt.init(u)
 
-    def step(u, f, state):
+    def step(u, f, state, active):
         value, g = value_and_grad(u, state=state)
         converged = _gradient_converged(g, value, tol)
         updates, new_state = opt.update(g, state, u, value=value, grad=g, value_fn=objective)
@@ -44,7 +44,7 @@ def gradient_transformation(objective, transform: optax.GradientTransformation, 
     def init(u):
         return objective(u), transform.init(u)
 
-    def step(u, f, state):
+    def step(u, f, state, active):
         value, g = value_and_grad(u)
         converged = _gradient_converged(g, value, tol)
         updates, new_state = transform.update(g, state, u)

@@ -9,8 +9,16 @@ line search that cannot see them.
 
 Convergence: the Newton decrement g'H^-1 g (twice the predicted decrease) falls below
 ``tol * (1 + |f|)`` (at a singular or indefinite Hessian too: inference then reports
-that the information is not positive definite). The step computed there is still taken,
-so the returned point is one quadratic-convergence step past the test.
+that the information is not positive definite). The step computed there is still taken
+(where the Hessian needed no modification), so the returned point is one
+quadratic-convergence step past the test.
+
+Each iteration evaluates the value, gradient and Hessian once, at the full Newton step:
+the line search accepts it in the common case, and the derivatives for the next
+direction come with the trial value. A rejected full step is backtracked on values alone
+(in a loop whose trip count is zero for fits that took the full step, so that under
+``vmap`` they pay nothing for the others), and the next iteration then takes the
+derivatives at the point the line search accepted. ``n_iter`` counts these evaluations.
 """
 
 from __future__ import annotations
@@ -59,47 +67,76 @@ def newton_direction(g, H, mask=None) -> Direction:
     return Direction(p, -jnp.dot(g, p), modified)
 
 
-def backtrack(objective, u, f, p, slope):
-    """Armijo backtracking along ``p`` (slope = g.p < 0). Returns (alpha, f_new, ok)."""
-    roundoff = 16 * jnp.finfo(f.dtype).eps * (1.0 + jnp.abs(f))
-
-    def acceptable(alpha, f_new):
-        armijo = f_new <= f + ARMIJO * alpha * slope
-        at_roundoff = (-alpha * slope <= roundoff) & (f_new <= f + roundoff)
-        return jnp.isfinite(f_new) & (armijo | at_roundoff)
+def backtrack(objective, u, f, p, slope, alpha=1.0, active=True):
+    """Armijo backtracking along ``p`` (slope = g.p < 0) from step ``alpha``, halving it
+    until the step is acceptable; inactive fits skip the loop. Returns (alpha, f_new, ok)."""
 
     def cond(c):
         alpha, f_new, k = c
-        return (k == 0) | (~acceptable(alpha, f_new) & (k <= MAX_BACKTRACKS))
+        return active & ((k == 0) | (~acceptable(f, slope, alpha, f_new) & (k <= MAX_BACKTRACKS)))
 
     def body(c):
         alpha, _, k = c
         alpha = jnp.where(k == 0, alpha, 0.5 * alpha)
         return alpha, objective(u + alpha * p), k + 1
 
-    alpha, f_new, _ = lax.while_loop(cond, body, (jnp.ones((), f.dtype), jnp.full((), jnp.inf, f.dtype), 0))
-    return alpha, f_new, acceptable(alpha, f_new)
+    init = (jnp.asarray(alpha, f.dtype), jnp.full((), jnp.inf, f.dtype), 0)
+    alpha, f_new, _ = lax.while_loop(cond, body, init)
+    return alpha, f_new, acceptable(f, slope, alpha, f_new)
+
+
+def acceptable(f, slope, alpha, f_new):
+    """Armijo's sufficient decrease, or a predicted decrease already at round-off."""
+    roundoff = 16 * jnp.finfo(f.dtype).eps * (1.0 + jnp.abs(f))
+    armijo = f_new <= f + ARMIJO * alpha * slope
+    at_roundoff = (-alpha * slope <= roundoff) & (f_new <= f + roundoff)
+    return jnp.isfinite(f_new) & (armijo | at_roundoff)
+
+
+class Derivatives(NamedTuple):
+    f: jax.Array
+    direction: Direction  # the modified Newton direction at the point
+
+
+def derivatives_at(objective, u) -> Derivatives:
+    f, g, H = value_grad_hessian(objective, u)
+    return Derivatives(f, newton_direction(g, H))
+
+
+class NewtonState(NamedTuple):
+    direction: Direction  # at the current point, when ``fresh``
+    fresh: jax.Array  # bool: False after a backtracked step, until the derivatives are taken again
 
 
 def newton(objective, tol: float) -> Strategy:
     """Safeguarded Newton on a smooth ``objective`` (to be minimized)."""
 
     def init(u):
-        return objective(u), ()
+        at_u = derivatives_at(objective, u)
+        return at_u.f, NewtonState(at_u.direction, jnp.bool_(True))
 
-    def step(u, f, inner):
-        f, g, H = value_grad_hessian(objective, u)
-        d = newton_direction(g, H)
-        converged = d.decrement <= tol * (1.0 + jnp.abs(f))
-        alpha, f_new, ok = backtrack(objective, u, f, d.p, -d.decrement)
-        stalled = ~ok & (d.decrement <= jnp.sqrt(tol) * (1.0 + jnp.abs(f)))
+    def step(u, f, state, active):
+        d, fresh = state
+        slope = -d.decrement
+        at_point = derivatives_at(objective, jnp.where(fresh, u + d.p, u))
+        full_ok = fresh & acceptable(f, slope, 1.0, at_point.f)
+        alpha, f_bt, ok_bt = backtrack(objective, u, f, d.p, slope, alpha=0.5, active=active & fresh & ~full_ok)
+        backtracked = fresh & ~full_ok & ok_bt
+        failed = fresh & ~full_ok & ~ok_bt
+        have_derivatives = full_ok | ~fresh
+        u_new = jnp.where(full_ok, u + d.p, jnp.where(backtracked, u + alpha * d.p, u))
+        f_new = jnp.where(have_derivatives, at_point.f, jnp.where(backtracked, f_bt, f))
+        d_new = jax.tree_util.tree_map(lambda a, b: jnp.where(have_derivatives, a, b), at_point.direction, d)
+        stalled = failed & (d.decrement <= jnp.sqrt(tol) * (1.0 + jnp.abs(f)))
+        converged = have_derivatives & (d_new.decrement <= tol * (1.0 + jnp.abs(f_new)))
+        finish = converged & ~d_new.modified  # one more, unevaluated, Newton step
         return Step(
-            u=jnp.where(ok, u + alpha * d.p, u),
-            f=jnp.where(ok, f_new, f),
-            inner=inner,
+            u=jnp.where(finish, u_new + d_new.p, u_new),
+            f=f_new,
+            inner=NewtonState(d_new, ~backtracked),
             converged=converged | stalled,
-            failed=jnp.where(ok | converged | stalled, Status.CONVERGED, Status.LINE_SEARCH_FAILED),
-            full_step=ok & (alpha == 1.0) & ~d.modified,
+            failed=jnp.where(failed & ~stalled, Status.LINE_SEARCH_FAILED, Status.CONVERGED),
+            full_step=full_ok & ~d.modified,
         )
 
     return Strategy(init, step)
@@ -128,7 +165,7 @@ def proximal_newton(objective, l1_weight, l1_centre, tol: float) -> Strategy:
     def init(u):
         return total(u), ()
 
-    def step(u, f, inner):
+    def step(u, f, inner, active):
         f_smooth, g, H = value_grad_hessian(objective, u)
         f = f_smooth + jnp.sum(l1_weight * jnp.abs(u - l1_centre))
         lam_max = jnp.maximum(jnp.max(jnp.sum(jnp.abs(H), axis=1)), jnp.finfo(H.dtype).tiny)  # >= λmax
@@ -139,7 +176,7 @@ def proximal_newton(objective, l1_weight, l1_centre, tol: float) -> Strategy:
 
         def pg_cond(c):
             t, f_t, k = c
-            return ~(jnp.isfinite(f_t) & (f_t <= f)) & (k < MAX_BACKTRACKS)
+            return active & ~(jnp.isfinite(f_t) & (f_t <= f)) & (k < MAX_BACKTRACKS)
 
         def pg_body(c):
             t, _, k = c
