@@ -117,7 +117,7 @@ def sandwich(information_z, B, jacobian, at_kink_z) -> np.ndarray:
     a_inv = observed_inference(information_z, None, at_kink_z).cov
     bad = np.isnan(np.diagonal(a_inv))
     a_inv = np.where(np.isnan(a_inv), 0.0, a_inv)
-    J = np.eye(len(B)) if jacobian is None else np.asarray(jacobian, dtype=np.float64)
+    J = None if jacobian is None else np.asarray(jacobian, dtype=np.float64)
     return to_user_coordinates(a_inv @ B @ a_inv, J, bad)
 
 

@@ -49,8 +49,7 @@ def observed_inference(information_z, jacobian, at_kink_z) -> Inference:
     info = np.asarray(information_z, dtype=np.float64)
     kink = np.asarray(at_kink_z, dtype=bool)
     m = info.shape[-1]
-    J = np.eye(m) if jacobian is None else np.asarray(jacobian, dtype=np.float64)
-    J = np.broadcast_to(J, info.shape[:-2] + J.shape[-2:])
+    J = None if jacobian is None else np.asarray(jacobian, dtype=np.float64)
     eye = np.eye(m)
     both = ~kink[..., :, None] & ~kink[..., None, :]
     H = np.where(both, info, eye)
@@ -67,20 +66,19 @@ def observed_inference(information_z, jacobian, at_kink_z) -> Inference:
     positive_definite = ~np.any(affected, axis=-1)
     with np.errstate(divide="ignore"):
         inv_w = np.where(null, 0.0, 1.0 / np.where(null, 1.0, w))
-    cov_z = (scale[..., :, None] * V) @ (inv_w[..., :, None] * (np.swapaxes(V, -1, -2) * scale[..., None, :]))
+    scaled_V = scale[..., :, None] * V
+    cov_z = np.einsum("...ij,...j,...kj->...ik", scaled_V, inv_w, scaled_V)
     cov = to_user_coordinates(cov_z, J, affected | kink)
     se = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
 
-    masked_info = np.where(both, info, 0.0)
-    if jacobian is None:
-        information = masked_info
-    else:
+    information = np.where(both, info, 0.0)
+    first = scaled_V[..., :, 0] if m else np.zeros(info.shape[:-1])
+    if J is not None:
         J_pinv = np.linalg.pinv(J)
-        information = np.swapaxes(J_pinv, -1, -2) @ masked_info @ J_pinv
-    first = (scale * V[..., :, 0]) if m else np.zeros(info.shape[:-1])
-    null_direction = (J @ first[..., None])[..., 0]
+        information = np.swapaxes(J_pinv, -1, -2) @ information @ J_pinv
+        first = (J @ first[..., None])[..., 0]
     with np.errstate(divide="ignore", invalid="ignore"):
-        null_direction = null_direction / np.max(np.abs(null_direction), axis=-1, keepdims=True, initial=0.0)
+        null_direction = first / np.max(np.abs(first), axis=-1, keepdims=True, initial=0.0)
         w_min = w[..., 0] if m else np.ones(info.shape[:-2])
         condition = np.where(w_min > 0, w_max / np.where(w_min > 0, w_min, 1.0), np.inf)
     # a non-finite information has no meaningful spectrum: no direction, no condition number
@@ -93,15 +91,20 @@ def observed_inference(information_z, jacobian, at_kink_z) -> Inference:
 
 
 def touched(J, mask_z) -> np.ndarray:
-    """The user coordinates x that depend (through J = ∂x/∂z) on a z coordinate in ``mask_z``."""
-    return ((np.abs(J) > 0).astype(float) @ np.asarray(mask_z)[..., None].astype(float) > 0)[..., 0]
+    """The user coordinates x that depend (through J = ∂x/∂z, None for the identity) on a z
+    coordinate in ``mask_z``."""
+    mask_z = np.asarray(mask_z, dtype=bool)
+    if J is None:
+        return mask_z
+    return ((np.abs(J) > 0).astype(float) @ mask_z[..., None].astype(float) > 0)[..., 0]
 
 
 def to_user_coordinates(cov_z, J, bad_z) -> np.ndarray:
-    """J Σ_z Jᵀ, with NaN rows and columns for every x that depends on a coordinate in ``bad_z``
-    (one without a defined variance: unidentified, or held at an L1 kink)."""
+    """J Σ_z Jᵀ (J = None: the identity), with NaN rows and columns for every x that depends
+    on a coordinate in ``bad_z`` (one without a defined variance: unidentified, or held at
+    an L1 kink)."""
     cov_z = np.where(bad_z[..., :, None] | bad_z[..., None, :], 0.0, cov_z)
-    cov = J @ cov_z @ np.swapaxes(J, -1, -2)
+    cov = cov_z if J is None else J @ cov_z @ np.swapaxes(J, -1, -2)
     bad_x = touched(J, bad_z)
     return np.where(bad_x[..., :, None] | bad_x[..., None, :], np.nan, cov)
 

@@ -86,3 +86,39 @@ def test_nearly_singular_quadratic_converges_in_a_few_newton_steps(eps):
     ols = np.linalg.lstsq(X, y, rcond=None)[0]
     # both solutions carry the forward error of an ill-conditioned solve, about cond * eps
     np.testing.assert_allclose(res.params["b"], ols, rtol=10 * res.condition_number * np.finfo(float).eps)
+
+
+def pseudo_huber_loglik(p, d):
+    return -jnp.sqrt(1.0 + (d - p["mu"]) ** 2)
+
+
+def pseudo_huber_location(x):
+    """The maximizer of sum(-sqrt(1 + (x - mu)^2)): the root of its (monotone) score."""
+    from scipy.optimize import brentq
+
+    return brentq(lambda mu: np.sum((x - mu) / np.sqrt(1 + (x - mu) ** 2)), x.min(), x.max(), xtol=1e-15)
+
+
+def test_rejected_newton_steps_backtrack_to_the_optimum():
+    # far from the centre Newton's step on sqrt(1 + r^2) overshoots by a factor of about r^2:
+    # the full step is rejected and the line search (then fresh derivatives) must take over
+    x = np.random.default_rng(4).standard_cauchy(50)
+    res = jm.fit(pseudo_huber_loglik, {"mu": 40.0}, x)
+    assert res.converged, res.status
+    np.testing.assert_allclose(res.params["mu"], pseudo_huber_location(x), rtol=0, atol=1e-12)
+    assert res.grad_norm < 1e-10
+
+
+def test_batched_lanes_that_backtrack_match_single_fits():
+    # under vmap, fits that take full steps, fits that backtrack and fits that have stopped
+    # share each iteration; each must end where it ends alone
+    rng = np.random.default_rng(5)
+    x = rng.standard_cauchy((6, 50))
+    starts = np.array([0.0, 40.0, -25.0, 1.0, 300.0, 0.5])
+    batch = jm.fit_batch(pseudo_huber_loglik, {"mu": starts}, x, batched_init=True, progress=False)
+    assert np.all(batch.converged)
+    for i in range(len(x)):
+        single = jm.fit(pseudo_huber_loglik, {"mu": starts[i]}, x[i])
+        assert batch.n_iter[i] == single.n_iter  # fits past fit_batch's first pass included
+        np.testing.assert_allclose(batch.params["mu"][i], single.params["mu"], rtol=0, atol=1e-13)
+        np.testing.assert_allclose(batch.params["mu"][i], pseudo_huber_location(x[i]), rtol=0, atol=1e-12)

@@ -3,6 +3,9 @@
 A strategy supplies ``init(u) -> (f, inner)`` and ``step(u, f, inner, active) -> Step``;
 the driver owns everything else: the iteration cap, non-finite detection and the run-off
 detector, so every solver reports failures the same way and stops within ``max_iter``.
+A step may only refresh the strategy's state at the current point (Newton's derivatives
+after a backtracked step): that is not counted as an iteration, and a strategy refreshes
+at most once between two steps.
 Under ``vmap`` the loop runs until its slowest fit stops, and the steps of fits that have
 stopped are still computed (and discarded): ``active`` is False for them, so that a
 strategy's own loops (line searches) make no trips there.
@@ -38,6 +41,7 @@ class Step(NamedTuple):
     converged: jax.Array  # bool: the criterion held at the point returned, or one step before it
     failed: jax.Array  # int32: a Status code, or CONVERGED (0) for "no failure"
     full_step: jax.Array  # bool: an unmodified, undamped Newton step was taken
+    refreshed: jax.Array  # bool: no step, only the derivatives taken at u (not an iteration)
 
 
 class Strategy(NamedTuple):
@@ -86,7 +90,7 @@ def run(strategy: Strategy, objective: Callable, u0, max_iter: int) -> SolverRes
         step = r.u - s.u
         finite = jnp.isfinite(r.f) & jnp.all(jnp.isfinite(r.u))
         steady = r.full_step & _steady(step, s.last_step, r.u, s.u)
-        runaway = jnp.where(steady, s.runaway + 1, 0)
+        runaway = jnp.where(r.refreshed, s.runaway, jnp.where(steady, s.runaway + 1, 0))
         ran_off = _probe_confirms(objective, r.u, step, r.f, runaway >= RUNAWAY_ITERATIONS)
         status = jnp.select(
             [~finite, ran_off, r.failed != Status.CONVERGED, r.converged],
@@ -98,10 +102,10 @@ def run(strategy: Strategy, objective: Callable, u0, max_iter: int) -> SolverRes
         return _State(
             u=jnp.where(keep, s.u, r.u),
             f=jnp.where(keep, s.f, r.f),
-            it=s.it + 1,
+            it=s.it + jnp.where(r.refreshed, 0, 1),
             status=status,
             done=done,
-            last_step=step,
+            last_step=jnp.where(r.refreshed, s.last_step, step),
             runaway=runaway,
             inner=jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), s.inner, r.inner),
         )

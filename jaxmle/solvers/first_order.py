@@ -64,4 +64,5 @@ def _step(u, f, state, u_new, f_new, new_state, converged):
         converged=converged,
         failed=jnp.int32(Status.CONVERGED),
         full_step=jnp.bool_(False),
+        refreshed=jnp.bool_(False),
     )

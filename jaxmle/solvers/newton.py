@@ -18,7 +18,8 @@ the line search accepts it in the common case, and the derivatives for the next
 direction come with the trial value. A rejected full step is backtracked on values alone
 (in a loop whose trip count is zero for fits that took the full step, so that under
 ``vmap`` they pay nothing for the others), and the next iteration then takes the
-derivatives at the point the line search accepted. ``n_iter`` counts these evaluations.
+derivatives at the point the line search accepted, as the first does at the start; such a
+refresh is not counted as an iteration (``n_iter`` counts steps).
 """
 
 from __future__ import annotations
@@ -112,8 +113,9 @@ def newton(objective, tol: float) -> Strategy:
     """Safeguarded Newton on a smooth ``objective`` (to be minimized)."""
 
     def init(u):
-        at_u = derivatives_at(objective, u)
-        return at_u.f, NewtonState(at_u.direction, jnp.bool_(True))
+        # the first iteration takes the derivatives at u (one place in the program does)
+        no_direction = Direction(jnp.zeros_like(u), jnp.zeros((), u.dtype), jnp.bool_(False))
+        return objective(u), NewtonState(no_direction, jnp.bool_(False))
 
     def step(u, f, state, active):
         d, fresh = state
@@ -137,6 +139,7 @@ def newton(objective, tol: float) -> Strategy:
             converged=converged | stalled,
             failed=jnp.where(failed & ~stalled, Status.LINE_SEARCH_FAILED, Status.CONVERGED),
             full_step=full_ok & ~d.modified,
+            refreshed=~fresh,
         )
 
     return Strategy(init, step)
@@ -212,6 +215,7 @@ def proximal_newton(objective, l1_weight, l1_centre, tol: float) -> Strategy:
             converged=converged,
             failed=jnp.where(ok | converged, Status.CONVERGED, Status.LINE_SEARCH_FAILED),
             full_step=ok & use_newton & ~d.modified & ~jnp.any(crossed),
+            refreshed=jnp.bool_(False),
         )
 
     return Strategy(init, step)
