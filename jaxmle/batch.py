@@ -282,12 +282,12 @@ def solve_groups(problem: Problem, u0: np.ndarray, prep: Prepared, data, group: 
         for start in range(0, len(u0), group):
             part = slice(start, start + group)
             u_part = np.asarray(u0[part], prep.dtype)
+            # cast on the host: an eager cast on the device would dispatch a primitive per group
+            data_part = jax.tree_util.tree_map(lambda a: host_cast(a, prep.dtype), take(data, part))
             if mesh is None:
-                out = fn(jnp.asarray(u_part), prep.fixed_leaves, to_device(take(data, part), prep.dtype))
+                out = fn(jax.device_put(u_part), prep.fixed_leaves, jax.device_put(data_part))
             else:
-                data_dev = jax.tree_util.tree_map(
-                    lambda a: global_array(host_cast(a, prep.dtype), split), take(data, part)
-                )
+                data_dev = jax.tree_util.tree_map(lambda a: global_array(a, split), data_part)
                 out = fn(global_array(u_part, split), prep.fixed_leaves, data_dev)
             pending.append(out)
         if jax.process_count() > 1:

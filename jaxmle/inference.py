@@ -67,7 +67,7 @@ def observed_inference(information_z, jacobian, at_kink_z) -> Inference:
     with np.errstate(divide="ignore"):
         inv_w = np.where(null, 0.0, 1.0 / np.where(null, 1.0, w))
     scaled_V = scale[..., :, None] * V
-    cov_z = np.einsum("...ij,...j,...kj->...ik", scaled_V, inv_w, scaled_V)
+    cov_z = (scaled_V * inv_w[..., None, :]) @ np.swapaxes(scaled_V, -1, -2)
     cov = to_user_coordinates(cov_z, J, affected | kink)
     se = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
 
