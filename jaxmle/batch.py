@@ -16,7 +16,6 @@ by it.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
@@ -46,9 +45,10 @@ __all__ = ["fit_batch"]
 #: DEFAULT_MAX_CHUNK replicates
 DEFAULT_CHUNK_ELEMENTS = 2**24
 DEFAULT_MAX_CHUNK = 2**16
-#: iterations of Newton's first pass; unfinished lanes continue in a second pass
-#: (methods that keep state between iterations run in one pass)
-FIRST_PASS_ITERATIONS = 12
+#: Newton's first pass stops lanes at the iteration count this share of a pilot group needed;
+#: the unfinished lanes continue in a second pass (methods that keep state between
+#: iterations run in one pass)
+FIRST_PASS_QUANTILE = 0.95
 TWO_PASS_SOLVERS = ("newton",)
 #: lanes per device and program, (at most this many, holding at most this many data elements):
 #: on the CPU a block's data should stay in cache (measured: logistic n=1000 fastest at 128
@@ -238,26 +238,31 @@ def fit_chunk(prep: Prepared, source, index: np.ndarray, group: int) -> dict:
 
 
 def solve_two_pass(prep: Prepared, u0: np.ndarray, data, group: int) -> RawFit:
-    """Solve every lane; with Newton's method, first with a short iteration budget, then
-    restart the unfinished lanes from their last point.
+    """Solve every lane; with Newton's method, stop lanes at a short iteration budget and
+    restart the unfinished ones from their last point.
 
-    Under vmap a loop runs until its slowest lane stops; the second pass runs only the few
-    lanes still at work, packed into as few groups as they fill. Newton keeps no state
-    between iterations but the point (run-off detection starts afresh), so the restart ends
-    where one long pass would; L-BFGS's curvature pairs and optax's moments would be lost, so
-    those methods run in a single pass, as ``fit`` does."""
+    Under vmap a loop runs until its slowest lane stops, so a group of lanes costs the
+    iterations of its slowest fit. The first group (the pilot) runs with the full budget;
+    the other groups stop at the iteration count that ``FIRST_PASS_QUANTILE`` of the
+    pilot's fits needed, and the second pass runs only the lanes still at work, packed into
+    as few groups as they fill. A Newton restart takes the derivatives at the last point
+    afresh (not an iteration) and run-off detection starts afresh, so it ends where one long
+    pass would; L-BFGS's curvature pairs and optax's moments would be lost, so those methods
+    run in a single pass, as ``fit`` does."""
     problem = prep.problem
     budget = problem.default_max_iter()
-    first = min(FIRST_PASS_ITERATIONS, budget) if problem.solver[0] in TWO_PASS_SOLVERS else budget
-    raw = solve_groups(dataclasses.replace(problem, max_iter=first), u0, prep, data, group)
-    todo = np.flatnonzero(raw.status == Status.MAX_ITER)
+    if problem.solver[0] not in TWO_PASS_SOLVERS or len(u0) <= group:
+        return solve_groups(problem, u0, prep, data, group, budget)
+    pilot = solve_groups(problem, u0[:group], prep, take(data, slice(0, group)), group, budget)
+    first = first_pass_budget(pilot.n_iter, budget)
+    others = solve_groups(problem, u0[group:], prep, take(data, slice(group, len(u0))), group, first)
+    raw = RawFit(*(None if a is None else np.concatenate([a, b]) for a, b in zip(pilot, others, strict=True)))
+    todo = group + np.flatnonzero(others.status == Status.MAX_ITER)
     if first == budget or len(todo) == 0:
         return raw
     lanes = -(-len(todo) // group) * group
     pick = np.concatenate([todo, np.full(lanes - len(todo), todo[0])])
-    rest = solve_groups(
-        dataclasses.replace(problem, max_iter=budget - first), raw.u[pick], prep, take(data, pick), group
-    )
+    rest = solve_groups(problem, raw.u[pick], prep, take(data, pick), group, budget - first)
     n_iter = raw.n_iter.copy()
     n_iter[todo] += rest.n_iter[: len(todo)]
     merged = []
@@ -271,13 +276,21 @@ def solve_two_pass(prep: Prepared, u0: np.ndarray, data, group: int) -> RawFit:
     return RawFit(*merged)._replace(n_iter=n_iter)
 
 
-def solve_groups(problem: Problem, u0: np.ndarray, prep: Prepared, data, group: int) -> RawFit:
+def first_pass_budget(pilot_iterations: np.ndarray, budget: int) -> int:
+    """The iterations that ``FIRST_PASS_QUANTILE`` of the pilot's fits needed (at least 1)."""
+    needed = int(np.quantile(pilot_iterations, FIRST_PASS_QUANTILE, method="higher"))
+    return min(max(needed, 1), budget)
+
+
+def solve_groups(problem: Problem, u0: np.ndarray, prep: Prepared, data, group: int, max_iter: int) -> RawFit:
     """The batched solve, ``group`` lanes at a time (each device always runs the same
-    number of lanes, so a fit's result does not depend on how the lanes were grouped).
-    Every group is dispatched before any result is awaited."""
+    number of lanes, so a fit's result does not depend on how the lanes were grouped), each
+    lane stopping after at most ``max_iter`` iterations (an argument of the compiled
+    program). Every group is dispatched before any result is awaited."""
     with _precision.context(prep.dtype):
         fn, mesh = _compiled_sharded(problem, jax.device_count())
         split = None if mesh is None else NamedSharding(mesh, P("replicate"))
+        iterations = np.int32(max_iter)
         pending = []
         for start in range(0, len(u0), group):
             part = slice(start, start + group)
@@ -285,10 +298,10 @@ def solve_groups(problem: Problem, u0: np.ndarray, prep: Prepared, data, group: 
             # cast on the host: an eager cast on the device would dispatch a primitive per group
             data_part = jax.tree_util.tree_map(lambda a: host_cast(a, prep.dtype), take(data, part))
             if mesh is None:
-                out = fn(jax.device_put(u_part), prep.fixed_leaves, jax.device_put(data_part))
+                out = fn(jax.device_put(u_part), prep.fixed_leaves, jax.device_put(data_part), iterations)
             else:
                 data_dev = jax.tree_util.tree_map(lambda a: global_array(a, split), data_part)
-                out = fn(global_array(u_part, split), prep.fixed_leaves, data_dev)
+                out = fn(global_array(u_part, split), prep.fixed_leaves, data_dev, iterations)
             pending.append(out)
         if jax.process_count() > 1:
             from jax.experimental import multihost_utils
@@ -303,9 +316,13 @@ def _compiled_sharded(problem: Problem, n_devices: int):
     if n_devices == 1:
         return compiled_solve(problem, batched=True), None
     mesh = Mesh(np.asarray(jax.devices()), ("replicate",))
-    local = jax.vmap(problem.solve, in_axes=(0, None, 0))
+    local = jax.vmap(problem.solve, in_axes=(0, None, 0, None))
     fn = jax.shard_map(
-        local, mesh=mesh, in_specs=(P("replicate"), P(), P("replicate")), out_specs=P("replicate"), check_vma=False
+        local,
+        mesh=mesh,
+        in_specs=(P("replicate"), P(), P("replicate"), P()),
+        out_specs=P("replicate"),
+        check_vma=False,
     )
     return jax.jit(fn, compiler_options=batch_options()), mesh
 

@@ -154,7 +154,8 @@ class Problem:
         kind = self.solver[0]
         return self.max_iter or MAX_ITER["optax" if kind in ("adam", "optax") else kind]
 
-    def solve(self, u0, fixed_leaves, data) -> RawFit:
+    def solve(self, u0, fixed_leaves, data, max_iter=None) -> RawFit:
+        """One fit from ``u0``; ``max_iter`` (may be traced) overrides the problem's cap."""
         space = self.space
         l1_weight, l1_centre = self.l1(u0.dtype)
 
@@ -167,7 +168,10 @@ class Problem:
             return smooth(u) + jnp.sum(l1_weight * jnp.abs(u - l1_centre))
 
         result = solvers.run(
-            self.strategy(smooth, total, l1_weight, l1_centre, u0.dtype), total, u0, self.default_max_iter()
+            self.strategy(smooth, total, l1_weight, l1_centre, u0.dtype),
+            total,
+            u0,
+            self.default_max_iter() if max_iter is None else max_iter,
         )
 
         x_leaves = space.u_to_x_leaves(result.u)
@@ -226,13 +230,14 @@ def _logpost_z(problem: Problem):
 
 @functools.lru_cache(maxsize=128)
 def compiled_solve(problem: Problem, batched: bool = False, quick: bool = False) -> Callable[..., Any]:
-    """The jitted ``solve`` (vmapped over a leading replicate axis when ``batched``).
+    """The jitted ``solve`` (vmapped over a leading replicate axis when ``batched``, and
+    then called with ``max_iter`` as its fourth argument).
 
     ``quick`` (CPU only) favours compile speed over run speed: right for a single fit to
     small data."""
     fn = problem.solve
     if batched:
-        return jax.jit(jax.vmap(fn, in_axes=(0, None, 0)), compiler_options=batch_options())
+        return jax.jit(jax.vmap(fn, in_axes=(0, None, 0, None)), compiler_options=batch_options())
     return jax.jit(fn, compiler_options=quick_options() if quick else None)
 
 

@@ -149,16 +149,17 @@ def test_results_do_not_depend_on_chunk_size_and_progress_shows(capsys):
 
 
 def test_two_pass_continues_slow_lanes_exactly(monkeypatch):
-    """Converging lanes continued in a second pass end exactly where one long pass ends (Newton
-    keeps no state between iterations), with the iterations of both passes counted; run-off
-    detection starts afresh in the second pass but still flags the separable lane."""
+    """Converging lanes continued in a second pass end exactly where one long pass ends, with
+    the iterations of both passes counted; run-off detection starts afresh in the second pass
+    but still flags the separable lane."""
     from jaxmle import batch
 
     data = logistic_data(9)
     data["y"][4] = (data["X"][4, :, 1] > 0).astype(float)
-    monkeypatch.setattr(batch, "FIRST_PASS_ITERATIONS", 1000)
+    monkeypatch.setattr(batch, "BLOCK_CPU", (2, 2**20))  # a pilot group of 2 lanes, then 4 groups
+    monkeypatch.setattr(batch, "first_pass_budget", lambda pilot, budget: budget)
     one_pass = jm.fit_batch(logistic_loglik, {"beta": np.zeros(3)}, data)
-    monkeypatch.setattr(batch, "FIRST_PASS_ITERATIONS", 2)
+    monkeypatch.setattr(batch, "first_pass_budget", lambda pilot, budget: 2)
     two_pass = jm.fit_batch(logistic_loglik, {"beta": np.zeros(3)}, data)
     ok = one_pass.converged
     assert one_pass.n_iter.min() > 2 and ok.sum() == 8
@@ -166,6 +167,16 @@ def test_two_pass_continues_slow_lanes_exactly(monkeypatch):
     assert two_pass.status[4] == Status.NO_FINITE_MAXIMUM
     np.testing.assert_array_equal(two_pass.n_iter[ok], one_pass.n_iter[ok])
     np.testing.assert_array_equal(two_pass.estimates[ok], one_pass.estimates[ok])
+
+
+def test_first_pass_budget_is_the_pilots_quantile():
+    from jaxmle.batch import first_pass_budget
+
+    pilot = np.array([3] * 90 + [4] * 6 + [100] * 4)  # 4% of the pilot ran to max_iter
+    assert first_pass_budget(pilot, 100) == 4
+    assert first_pass_budget(np.array([3] * 100), 100) == 3
+    assert first_pass_budget(np.array([0, 0]), 100) == 1
+    assert first_pass_budget(np.array([50] * 10), 20) == 20
 
 
 SHARDED = """
