@@ -68,9 +68,9 @@ def newton_direction(g, H, mask=None) -> Direction:
     return Direction(p, -jnp.dot(g, p), modified)
 
 
-def backtrack(objective, u, f, p, slope, alpha=1.0, active=True):
+def backtrack(objective, u, f, p, slope, alpha, active):
     """Armijo backtracking along ``p`` (slope = g.p < 0) from step ``alpha``, halving it
-    until the step is acceptable; inactive fits skip the loop. Returns (alpha, f_new, ok)."""
+    until the step is acceptable; inactive fits make no trial. Returns (alpha, f_new, ok)."""
 
     def cond(c):
         alpha, f_new, k = c
@@ -122,7 +122,7 @@ def newton(objective, tol: float) -> Strategy:
         slope = -d.decrement
         at_point = derivatives_at(objective, jnp.where(fresh, u + d.p, u))
         full_ok = fresh & acceptable(f, slope, 1.0, at_point.f)
-        alpha, f_bt, ok_bt = backtrack(objective, u, f, d.p, slope, alpha=0.5, active=active & fresh & ~full_ok)
+        alpha, f_bt, ok_bt = backtrack(objective, u, f, d.p, slope, 0.5, active & fresh & ~full_ok)
         backtracked = fresh & ~full_ok & ok_bt
         failed = fresh & ~full_ok & ~ok_bt
         have_derivatives = full_ok | ~fresh
