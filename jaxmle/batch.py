@@ -33,9 +33,9 @@ from . import _precision
 from .batch_results import BatchFitResult
 from .checkpoint import Checkpoint
 from .fit import Prepared, check_at_start, final_status, prepare, to_device
-from .inference import observed_inference
+from .inference import Inference
 from .models.base import Model
-from .problem import Problem, RawFit, batch_options, compiled_solve
+from .problem import Problem, RawFit, batch_options, batched_solve, compiled_solve
 from .status import Status, converged
 from .validation import check_positive_int, check_support
 
@@ -216,8 +216,7 @@ def fit_chunk(prep: Prepared, source, index: np.ndarray, group: int) -> dict:
     lanes = -(-len(index) // group) * group
     padded = np.concatenate([index, np.full(lanes - len(index), index[0], dtype=index.dtype)])
     u0, data, invalid = source(padded)
-    raw = solve_two_pass(prep, u0, data, group)
-    inf = observed_inference(raw.information_z, raw.jacobian, raw.at_kink_z)
+    raw, inf = solve_two_pass(prep, u0, data, group)
     status = np.where(invalid, int(Status.INVALID_DATA), final_status(raw.status, inf.positive_definite))
     bad = invalid[:, None]
     arrays = {
@@ -237,7 +236,7 @@ def fit_chunk(prep: Prepared, source, index: np.ndarray, group: int) -> dict:
     return {name: a[: len(index)] for name, a in arrays.items()}
 
 
-def solve_two_pass(prep: Prepared, u0: np.ndarray, data, group: int) -> RawFit:
+def solve_two_pass(prep: Prepared, u0: np.ndarray, data, group: int) -> tuple[RawFit, Inference]:
     """Solve every lane; with Newton's method, stop lanes at a short iteration budget and
     restart the unfinished ones from their last point.
 
@@ -254,26 +253,25 @@ def solve_two_pass(prep: Prepared, u0: np.ndarray, data, group: int) -> RawFit:
     if problem.solver[0] not in TWO_PASS_SOLVERS or len(u0) <= group:
         return solve_groups(problem, u0, prep, data, group, budget)
     pilot = solve_groups(problem, u0[:group], prep, take(data, slice(0, group)), group, budget)
-    first = first_pass_budget(pilot.n_iter, budget)
+    first = first_pass_budget(pilot[0].n_iter, budget)
     others = solve_groups(problem, u0[group:], prep, take(data, slice(group, len(u0))), group, first)
-    raw = RawFit(*(None if a is None else np.concatenate([a, b]) for a, b in zip(pilot, others, strict=True)))
-    todo = group + np.flatnonzero(others.status == Status.MAX_ITER)
+    raw, inf = jax.tree_util.tree_map(lambda a, b: np.concatenate([a, b]), pilot, others)
+    todo = group + np.flatnonzero(others[0].status == Status.MAX_ITER)
     if first == budget or len(todo) == 0:
-        return raw
+        return raw, inf
     lanes = -(-len(todo) // group) * group
     pick = np.concatenate([todo, np.full(lanes - len(todo), todo[0])])
     rest = solve_groups(problem, raw.u[pick], prep, take(data, pick), group, budget - first)
-    n_iter = raw.n_iter.copy()
-    n_iter[todo] += rest.n_iter[: len(todo)]
-    merged = []
-    for mine, theirs in zip(raw, rest, strict=True):
-        if mine is None:
-            merged.append(None)
-            continue
+    n_iter = raw.n_iter[todo] + rest[0].n_iter[: len(todo)]
+
+    def continued(mine, theirs):
         mine = mine.copy()
         mine[todo] = theirs[: len(todo)]
-        merged.append(mine)
-    return RawFit(*merged)._replace(n_iter=n_iter)
+        return mine
+
+    raw, inf = jax.tree_util.tree_map(continued, (raw, inf), rest)
+    raw.n_iter[todo] = n_iter
+    return raw, inf
 
 
 def first_pass_budget(pilot_iterations: np.ndarray, budget: int) -> int:
@@ -282,11 +280,14 @@ def first_pass_budget(pilot_iterations: np.ndarray, budget: int) -> int:
     return min(max(needed, 1), budget)
 
 
-def solve_groups(problem: Problem, u0: np.ndarray, prep: Prepared, data, group: int, max_iter: int) -> RawFit:
-    """The batched solve, ``group`` lanes at a time (each device always runs the same
-    number of lanes, so a fit's result does not depend on how the lanes were grouped), each
-    lane stopping after at most ``max_iter`` iterations (an argument of the compiled
-    program). Every group is dispatched before any result is awaited."""
+def solve_groups(
+    problem: Problem, u0: np.ndarray, prep: Prepared, data, group: int, max_iter: int
+) -> tuple[RawFit, Inference]:
+    """The batched solve and inference, ``group`` lanes at a time (each device always runs
+    the same number of lanes, so a fit's result does not depend on how the lanes were
+    grouped), each lane stopping after at most ``max_iter`` iterations (an argument of the
+    compiled program); the results as host arrays. Every group is dispatched before any
+    result is awaited."""
     with _precision.context(prep.dtype):
         fn, mesh = _compiled_sharded(problem, jax.device_count())
         split = None if mesh is None else NamedSharding(mesh, P("replicate"))
@@ -316,9 +317,8 @@ def _compiled_sharded(problem: Problem, n_devices: int):
     if n_devices == 1:
         return compiled_solve(problem, batched=True), None
     mesh = Mesh(np.asarray(jax.devices()), ("replicate",))
-    local = jax.vmap(problem.solve, in_axes=(0, None, 0, None))
     fn = jax.shard_map(
-        local,
+        batched_solve(problem),
         mesh=mesh,
         in_specs=(P("replicate"), P(), P("replicate"), P()),
         out_specs=P("replicate"),

@@ -3,10 +3,11 @@
 The device computes the information -∇² of the smooth log-posterior (log-likelihood plus
 the differentiable part of the log-prior) in the inference coordinates z: the user's own
 values, or the free log-ratios of a simplex. This module turns it into the covariance of
-the user's values, J Σ_z Jᵀ with J = ∂x/∂z, on the host in float64 NumPy (batched over any
-leading axes). For an unconstrained or element-wise constrained parameter J is the
-identity, so SEs are exactly the square roots of the diagonal of the inverse observed
-information in the user's parameterization.
+the user's values, J Σ_z Jᵀ with J = ∂x/∂z, batched over any leading axes: on the host in
+float64 NumPy for single fits (no LAPACK call in their compiled program), and in the
+batched program itself, in ``jax.numpy``, for ``fit_batch``. For an unconstrained or
+element-wise constrained parameter J is the identity, so SEs are exactly the square roots
+of the diagonal of the inverse observed information in the user's parameterization.
 
 A coordinate held exactly at its centre by a Laplace (L1) prior sits at a kink of the
 objective and has no curvature-based SE: it is left out of the covariance (NaN row and
@@ -18,6 +19,7 @@ so the unidentified combination can be named.
 
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
 
 import jax
@@ -42,71 +44,78 @@ class Inference(NamedTuple):
     indefinite: np.ndarray | bool = False  # (...,) a clearly negative eigenvalue: not a maximum
 
 
-def observed_inference(information_z, jacobian, at_kink_z) -> Inference:
+def observed_inference(information_z, jacobian, at_kink_z, xp=np) -> Inference:
     """Covariance and diagnostics from the information in z (``(..., m, m)``).
 
-    ``jacobian`` is ∂x/∂z, ``(k, m)`` or batched, or None for the identity."""
-    info = np.asarray(information_z, dtype=np.float64)
-    kink = np.asarray(at_kink_z, dtype=bool)
+    ``jacobian`` is ∂x/∂z, ``(k, m)`` or batched, or None for the identity. ``xp`` is the
+    array namespace: NumPy (in float64), or ``jax.numpy`` inside a traced program (in the
+    information's own precision)."""
+    info = xp.asarray(information_z, dtype=np.float64 if xp is np else None)
+    kink = xp.asarray(at_kink_z, dtype=bool)
     m = info.shape[-1]
-    J = None if jacobian is None else np.asarray(jacobian, dtype=np.float64)
-    eye = np.eye(m)
+    J = None if jacobian is None else xp.asarray(jacobian, dtype=info.dtype)
+    eye = xp.eye(m, dtype=info.dtype)
     both = ~kink[..., :, None] & ~kink[..., None, :]
-    H = np.where(both, info, eye)
-    diag = np.diagonal(H, axis1=-2, axis2=-1)
-    finite = np.all(np.isfinite(H), axis=(-2, -1))
-    H = np.where(finite[..., None, None], H, eye)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.where(diag > 0, 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0)), 1.0)
+    H = xp.where(both, info, eye)
+    diag = xp.diagonal(H, axis1=-2, axis2=-1)
+    finite = xp.all(xp.isfinite(H), axis=(-2, -1))
+    H = xp.where(finite[..., None, None], H, eye)
+    with _quiet(xp):
+        scale = xp.where(diag > 0, 1.0 / xp.sqrt(xp.where(diag > 0, diag, 1.0)), 1.0)
     Hs = H * scale[..., :, None] * scale[..., None, :]
-    w, V = np.linalg.eigh(Hs) if m else (np.zeros(info.shape[:-1]), np.zeros(info.shape))
-    w_max = np.maximum(np.max(np.abs(w), axis=-1, initial=0.0), np.finfo(float).tiny)
+    w, V = xp.linalg.eigh(Hs) if m else (xp.zeros(info.shape[:-1]), xp.zeros(info.shape))
+    w_max = xp.maximum(xp.max(xp.abs(w), axis=-1, initial=0.0), xp.finfo(info.dtype).tiny)
     null = w <= SINGULAR_TOL * w_max[..., None]
-    affected = np.any(null[..., None, :] & (np.abs(V) > LOADING_TOL), axis=-1) | (diag <= 0) | ~finite[..., None]
-    positive_definite = ~np.any(affected, axis=-1)
-    with np.errstate(divide="ignore"):
-        inv_w = np.where(null, 0.0, 1.0 / np.where(null, 1.0, w))
+    affected = xp.any(null[..., None, :] & (xp.abs(V) > LOADING_TOL), axis=-1) | (diag <= 0) | ~finite[..., None]
+    positive_definite = ~xp.any(affected, axis=-1)
+    with _quiet(xp):
+        inv_w = xp.where(null, 0.0, 1.0 / xp.where(null, 1.0, w))
     scaled_V = scale[..., :, None] * V
-    cov_z = (scaled_V * inv_w[..., None, :]) @ np.swapaxes(scaled_V, -1, -2)
-    cov = to_user_coordinates(cov_z, J, affected | kink)
-    se = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
+    cov_z = (scaled_V * inv_w[..., None, :]) @ xp.swapaxes(scaled_V, -1, -2)
+    cov = to_user_coordinates(cov_z, J, affected | kink, xp)
+    se = xp.sqrt(xp.diagonal(cov, axis1=-2, axis2=-1))
 
-    information = np.where(both, info, 0.0)
-    first = scaled_V[..., :, 0] if m else np.zeros(info.shape[:-1])
+    information = xp.where(both, info, 0.0)
+    first = scaled_V[..., :, 0] if m else xp.zeros(info.shape[:-1])
     if J is not None:
-        J_pinv = np.linalg.pinv(J)
-        information = np.swapaxes(J_pinv, -1, -2) @ information @ J_pinv
+        J_pinv = xp.linalg.pinv(J)
+        information = xp.swapaxes(J_pinv, -1, -2) @ information @ J_pinv
         first = (J @ first[..., None])[..., 0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        null_direction = first / np.max(np.abs(first), axis=-1, keepdims=True, initial=0.0)
-        w_min = w[..., 0] if m else np.ones(info.shape[:-2])
-        condition = np.where(w_min > 0, w_max / np.where(w_min > 0, w_min, 1.0), np.inf)
+    with _quiet(xp):
+        null_direction = first / xp.max(xp.abs(first), axis=-1, keepdims=True, initial=0.0)
+        w_min = w[..., 0] if m else xp.ones(info.shape[:-2])
+        condition = xp.where(w_min > 0, w_max / xp.where(w_min > 0, w_min, 1.0), xp.inf)
     # a non-finite information has no meaningful spectrum: no direction, no condition number
-    condition = np.where(finite, condition, np.nan)
-    null_direction = np.where(finite[..., None], null_direction, np.nan)
+    condition = xp.where(finite, condition, xp.nan)
+    null_direction = xp.where(finite[..., None], null_direction, xp.nan)
     indefinite = finite & (w_min < -SINGULAR_TOL * w_max)
     return Inference(
-        information, cov, se, positive_definite, condition, null_direction, touched(J, kink), finite, indefinite
+        information, cov, se, positive_definite, condition, null_direction, touched(J, kink, xp), finite, indefinite
     )
 
 
-def touched(J, mask_z) -> np.ndarray:
+def _quiet(xp):
+    """NumPy's warnings off for divisions whose results are masked out (traced code has none)."""
+    return np.errstate(divide="ignore", invalid="ignore") if xp is np else contextlib.nullcontext()
+
+
+def touched(J, mask_z, xp=np):
     """The user coordinates x that depend (through J = ∂x/∂z, None for the identity) on a z
     coordinate in ``mask_z``."""
-    mask_z = np.asarray(mask_z, dtype=bool)
+    mask_z = xp.asarray(mask_z, dtype=bool)
     if J is None:
         return mask_z
-    return ((np.abs(J) > 0).astype(float) @ mask_z[..., None].astype(float) > 0)[..., 0]
+    return ((xp.abs(J) > 0).astype(J.dtype) @ mask_z[..., None].astype(J.dtype) > 0)[..., 0]
 
 
-def to_user_coordinates(cov_z, J, bad_z) -> np.ndarray:
+def to_user_coordinates(cov_z, J, bad_z, xp=np):
     """J Σ_z Jᵀ (J = None: the identity), with NaN rows and columns for every x that depends
     on a coordinate in ``bad_z`` (one without a defined variance: unidentified, or held at
     an L1 kink)."""
-    cov_z = np.where(bad_z[..., :, None] | bad_z[..., None, :], 0.0, cov_z)
-    cov = cov_z if J is None else J @ cov_z @ np.swapaxes(J, -1, -2)
-    bad_x = touched(J, bad_z)
-    return np.where(bad_x[..., :, None] | bad_x[..., None, :], np.nan, cov)
+    cov_z = xp.where(bad_z[..., :, None] | bad_z[..., None, :], 0.0, cov_z)
+    cov = cov_z if J is None else J @ cov_z @ xp.swapaxes(J, -1, -2)
+    bad_x = touched(J, bad_z, xp)
+    return xp.where(bad_x[..., :, None] | bad_x[..., None, :], xp.nan, cov)
 
 
 def delta_method(fn_of_flat_x, x_hat, cov):

@@ -19,6 +19,7 @@ import numpy as np
 import optax
 
 from . import solvers
+from .inference import Inference, observed_inference
 from .parameters import ParameterSpace
 from .priors import Laplace
 from .solvers.derivatives import value_grad_hessian
@@ -230,15 +231,25 @@ def _logpost_z(problem: Problem):
 
 @functools.lru_cache(maxsize=128)
 def compiled_solve(problem: Problem, batched: bool = False, quick: bool = False) -> Callable[..., Any]:
-    """The jitted ``solve`` (vmapped over a leading replicate axis when ``batched``, and
-    then called with ``max_iter`` as its fourth argument).
+    """The jitted ``solve``, or with ``batched`` the jitted ``batched_solve``.
 
     ``quick`` (CPU only) favours compile speed over run speed: right for a single fit to
     small data."""
-    fn = problem.solve
     if batched:
-        return jax.jit(jax.vmap(fn, in_axes=(0, None, 0, None)), compiler_options=batch_options())
-    return jax.jit(fn, compiler_options=quick_options() if quick else None)
+        return jax.jit(batched_solve(problem), compiler_options=batch_options())
+    return jax.jit(problem.solve, compiler_options=quick_options() if quick else None)
+
+
+def batched_solve(problem: Problem) -> Callable[..., tuple[RawFit, Inference]]:
+    """``solve`` vmapped over a leading replicate axis, called as ``(u0, fixed_leaves, data,
+    max_iter)``, with every fit's observed inference computed in the same program."""
+    solve = jax.vmap(problem.solve, in_axes=(0, None, 0, None))
+
+    def solve_and_infer(u0, fixed_leaves, data, max_iter):
+        raw = solve(u0, fixed_leaves, data, max_iter)
+        return raw, observed_inference(raw.information_z, raw.jacobian, raw.at_kink_z, xp=jnp)
+
+    return solve_and_infer
 
 
 def quick_options() -> dict | None:
