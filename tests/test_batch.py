@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,6 +168,25 @@ def test_two_pass_continues_slow_lanes_exactly(monkeypatch):
     assert two_pass.status[4] == Status.NO_FINITE_MAXIMUM
     np.testing.assert_array_equal(two_pass.n_iter[ok], one_pass.n_iter[ok])
     np.testing.assert_array_equal(two_pass.estimates[ok], one_pass.estimates[ok])
+
+
+def test_a_users_max_iter_holds_in_every_pass(monkeypatch):
+    """max_iter is an argument of the compiled batch program: the pilot, the first pass and
+    the continuation together stop each lane where a single fit with that cap stops."""
+    from jaxmle import batch
+
+    data = logistic_data(9)
+    monkeypatch.setattr(batch, "BLOCK_CPU", (2, 2**20))
+    monkeypatch.setattr(batch, "first_pass_budget", lambda pilot, budget: 1)
+    capped = jm.fit_batch(logistic_loglik, {"beta": np.zeros(3)}, data, max_iter=3)
+    assert np.all(capped.n_iter <= 3) and np.any(capped.status == Status.MAX_ITER)
+    for i in range(9):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", jm.FitWarning)
+            single = jm.fit(logistic_loglik, {"beta": np.zeros(3)}, {k: v[i] for k, v in data.items()}, max_iter=3)
+        assert capped.n_iter[i] == single.n_iter and capped.status[i] == single.status
+        # the batched and the single-fit programs are compiled differently: last-bit rounding
+        np.testing.assert_allclose(capped.estimates[i], single.params["beta"], rtol=1e-13, atol=1e-15)
 
 
 def test_first_pass_budget_is_the_pilots_quantile():
