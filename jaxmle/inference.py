@@ -63,7 +63,7 @@ def observed_inference(information_z, jacobian, at_kink_z, xp=np) -> Inference:
     with _quiet(xp):
         scale = xp.where(diag > 0, 1.0 / xp.sqrt(xp.where(diag > 0, diag, 1.0)), 1.0)
     Hs = H * scale[..., :, None] * scale[..., None, :]
-    w, V = xp.linalg.eigh(Hs) if m else (xp.zeros(info.shape[:-1]), xp.zeros(info.shape))
+    w, V = symmetric_eigh(Hs, xp)
     w_max = xp.maximum(xp.max(xp.abs(w), axis=-1, initial=0.0), xp.finfo(info.dtype).tiny)
     null = w <= SINGULAR_TOL * w_max[..., None]
     affected = xp.any(null[..., None, :] & (xp.abs(V) > LOADING_TOL), axis=-1) | (diag <= 0) | ~finite[..., None]
@@ -92,6 +92,38 @@ def observed_inference(information_z, jacobian, at_kink_z, xp=np) -> Inference:
     return Inference(
         information, cov, se, positive_definite, condition, null_direction, touched(J, kink, xp), finite, indefinite
     )
+
+
+def symmetric_eigh(A, xp=np):
+    """Eigenvalues (ascending) and eigenvectors (columns) of symmetric ``(..., m, m)`` matrices.
+
+    Up to m = 2 by one Jacobi rotation, elementwise over the leading axes (batched LAPACK
+    calls handle one small matrix at a time: for 2 x 2 informations they cost more than a
+    whole Newton iteration per fit); larger m by ``xp.linalg.eigh``. The rotation is the
+    one that zeroes the off-diagonal entry b of [[a, b], [b, c]], with t = tan(angle) the
+    smaller root of t² + 2θt - 1 = 0, θ = (c - a) / 2b (as in LAPACK's dlaev2 and the
+    Jacobi method), which keeps every eigenvalue accurate to round-off in the matrix norm.
+    """
+    m = A.shape[-1]
+    if m > 2:
+        return xp.linalg.eigh(A)
+    if m < 2:  # no parameters, or one: a 1 x 1 matrix is its own eigenvalue
+        return xp.diagonal(A, axis1=-2, axis2=-1), xp.ones_like(A)
+    a, b, c = A[..., 0, 0], A[..., 0, 1], A[..., 1, 1]
+    rotate = b != 0
+    with _quiet(xp):
+        theta = (c - a) / (2.0 * xp.where(rotate, b, 1.0))
+        t = xp.where(theta >= 0, 1.0, -1.0) / (xp.abs(theta) + xp.sqrt(1.0 + theta * theta))
+    t = xp.where(rotate & xp.isfinite(theta), t, 0.0)
+    cs = 1.0 / xp.sqrt(1.0 + t * t)
+    sn = t * cs
+    first, second = a - t * b, c + t * b  # for the eigenvectors (cs, -sn) and (sn, cs)
+    swap = second < first
+    w = xp.stack([xp.where(swap, second, first), xp.where(swap, first, second)], axis=-1)
+    v_first = xp.stack([cs, -sn], axis=-1)
+    v_second = xp.stack([sn, cs], axis=-1)
+    V = xp.stack([xp.where(swap[..., None], v_second, v_first), xp.where(swap[..., None], v_first, v_second)], axis=-1)
+    return w, V
 
 
 def _quiet(xp):
