@@ -98,8 +98,8 @@ def symmetric_eigh(A, xp=np):
     """Eigenvalues (ascending) and eigenvectors (columns) of symmetric ``(..., m, m)`` matrices.
 
     Up to m = 2 by one Jacobi rotation, elementwise over the leading axes (batched LAPACK
-    calls handle one small matrix at a time: for 2 x 2 informations they cost more than a
-    whole Newton iteration per fit); larger m by ``xp.linalg.eigh``. The rotation is the
+    calls handle one small matrix at a time: for 2 x 2 informations that costs about as
+    much as a Newton iteration per fit); larger m by ``xp.linalg.eigh``. The rotation is the
     one that zeroes the off-diagonal entry b of [[a, b], [b, c]], with t = tan(angle) the
     smaller root of t² + 2θt - 1 = 0, θ = (c - a) / 2b (as in LAPACK's dlaev2 and the
     Jacobi method), which keeps every eigenvalue accurate to round-off in the matrix norm.
