@@ -4,11 +4,13 @@ The replicates are processed in chunks of a fixed size (the last one padded), so
 compiled program serves the whole run and memory stays bounded by the chunk. Each chunk is
 split over every device JAX sees with ``shard_map``: every device runs its own solver loop on
 its share, so a slow fit holds back only the lanes beside it. With Newton's method (whose only
-state between iterations is the point itself) a lane that has not finished within a short
-first pass is restarted from its last point in a second, smaller pass, which ends exactly where
-one long pass would, so a few hard fits (separation, a boundary estimate) do not hold the whole
-chunk; L-BFGS and optax methods carry curvature or moment estimates, so they run in one pass.
-Inference runs on the host in batched NumPy, as for one fit. A replicate whose data are not
+state between iterations is the point itself) a first pass stops each lane at the iterations
+most fits of a pilot group needed, and a lane that has not finished is restarted from its last
+point in a second, smaller pass, which ends exactly where one long pass would, so a few hard
+fits (separation, a boundary estimate) do not hold the whole chunk; L-BFGS and optax methods
+carry curvature or moment estimates, so they run in one pass. The observed inference runs in
+the same compiled program, in the batch's precision (the code single fits run in NumPy, over
+``jax.numpy``). A replicate whose data are not
 finite, or (with a built-in model) fail the model's ``check_data``, is marked INVALID_DATA and
 replaced by a valid replicate before the data reach the device, so nothing else can be touched
 by it.
