@@ -1,4 +1,5 @@
-"""The batched program's inference (jax.numpy) against the host's (NumPy), case by case."""
+"""The batched program's inference (jax.numpy) against the host's (NumPy), case by case, and the
+two-parameter eigendecomposition against LAPACK and direct linear algebra."""
 
 import warnings
 
