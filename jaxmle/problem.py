@@ -22,6 +22,7 @@ from . import solvers
 from .inference import Inference, observed_inference
 from .parameters import ParameterSpace
 from .priors import Laplace
+from .short_sums import short_sums_on_cpu
 from .solvers.derivatives import value_grad_hessian
 
 MAX_ITER = {"newton": 100, "lbfgs": 2000, "optax": 20000}
@@ -242,14 +243,16 @@ def compiled_solve(problem: Problem, batched: bool = False, quick: bool = False)
 
 def batched_solve(problem: Problem) -> Callable[..., tuple[RawFit, Inference]]:
     """``solve`` vmapped over a leading replicate axis, called as ``(u0, fixed_leaves, data,
-    max_iter)``, with every fit's observed inference computed in the same program."""
+    max_iter)``, with every fit's observed inference computed in the same program; on the
+    CPU with long sums blocked (``short_sums``; single fits, compiled for compile speed, are
+    left alone: a fit to 10^5 observations took 23 ms with it against 13 ms)."""
     solve = jax.vmap(problem.solve, in_axes=(0, None, 0, None))
 
     def solve_and_infer(u0, fixed_leaves, data, max_iter):
         raw = solve(u0, fixed_leaves, data, max_iter)
         return raw, observed_inference(raw.information_z, raw.jacobian, raw.at_kink_z, xp=jnp)
 
-    return solve_and_infer
+    return short_sums_on_cpu(solve_and_infer)
 
 
 def quick_options() -> dict | None:
