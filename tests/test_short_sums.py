@@ -9,6 +9,10 @@ import numpy as np
 import pytest
 from jax import lax
 
+import jaxmle as jm
+from jaxmle import _precision
+from jaxmle.fit import prepare
+from jaxmle.problem import batched_solve
 from jaxmle.short_sums import BLOCK, DIRECT, with_short_sums
 
 
@@ -94,3 +98,16 @@ def test_no_less_accurate_than_a_tree():
         running = float(np.cumsum(x)[-1])
     assert abs(running - exact) / exact > 1e-12  # the failure this guards against
     assert abs(blocked - exact) / exact < 1e-15 * BLOCK
+
+
+def test_fit_batch_programs_block_their_sums_on_the_cpu():
+    """The batched program (solver loops and inference) is the rewritten one on the CPU."""
+    assert jax.default_backend() == "cpu"
+    x = np.random.default_rng(0).normal(size=(8, 100))
+    loglik = lambda p, d: jax.scipy.stats.norm.logpdf(d, p["mu"], p["sigma"])  # noqa: E731
+    options = dict(prior=None, fixed=None, method="auto", nobs=None, tol=None, max_iter=None, dtype=None)
+    prep = prepare(loglik, {"mu": 0.0, "sigma": 1.0}, x, constraints={"sigma": jm.positive}, batched=True, **options)
+    u0 = np.broadcast_to(prep.u0, (8, *prep.u0.shape))
+    with _precision.context(prep.dtype):
+        program = jax.make_jaxpr(batched_solve(prep.problem))(u0, prep.fixed_leaves, x, np.int32(5))
+    assert str(program).count("optimization_barrier") >= 10
