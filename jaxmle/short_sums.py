@@ -96,12 +96,19 @@ def _replay(closed: ClosedJaxpr, args) -> list:
             elif prim in (prims.custom_jvp_call_p, prims.custom_vjp_call_p):
                 out = _replay(eqn.params["call_jaxpr"], invals)
             else:
-                params = {k: _rewrite_param(v) for k, v in eqn.params.items()}
-                out = prim.bind(*invals, **prim.get_bind_params(params))
-                if not prim.multiple_results:
-                    out = [out]
+                out = _bind(prim, invals, {k: _rewrite_param(v) for k, v in eqn.params.items()})
         env.update(zip(eqn.outvars, out))
     return [read(v) for v in closed.jaxpr.outvars]
+
+
+def _bind(prim, invals, params) -> list:
+    """``prim`` bound to ``invals`` as ``jax.core.eval_jaxpr`` binds it; its outputs as a list.
+    (``get_bind_params`` returns the parameters, or in older JAX releases a pair (functions,
+    parameters).)"""
+    bind_params = prim.get_bind_params(params)
+    subfuns, bind_params = bind_params if isinstance(bind_params, tuple) else ((), bind_params)
+    out = prim.bind(*subfuns, *invals, **bind_params)
+    return out if prim.multiple_results else [out]
 
 
 def _rewrite_param(value):
