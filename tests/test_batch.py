@@ -149,6 +149,23 @@ def test_results_do_not_depend_on_chunk_size_and_progress_shows(capsys):
     assert "11/11" in capsys.readouterr().err
 
 
+def test_groups_run_concurrently_or_in_turn_with_the_same_results(monkeypatch):
+    """On the CPU groups of lanes run from several threads at once; in turn, as on an
+    accelerator, every result is bit-for-bit the same."""
+    from jaxmle import batch
+
+    data = logistic_data(40)
+    data["y"][7] = (data["X"][7, :, 1] > 0).astype(float)  # separable: a fit that fails
+    monkeypatch.setattr(batch, "BLOCK_CPU", (4, 2**20))  # ten groups of four lanes
+    assert batch.concurrent_groups() >= 2
+    concurrent = jm.fit_batch(logistic_loglik, {"beta": np.zeros(3)}, data, progress=False)
+    monkeypatch.setattr(batch, "concurrent_groups", lambda: 1)
+    in_turn = jm.fit_batch(logistic_loglik, {"beta": np.zeros(3)}, data, progress=False)
+    for name in ("estimates", "cov", "loglik", "n_iter", "status"):
+        np.testing.assert_array_equal(getattr(concurrent, name), getattr(in_turn, name), err_msg=name)
+    assert concurrent.status[7] != Status.CONVERGED and np.all(np.delete(concurrent.converged, 7))
+
+
 def test_two_pass_continues_slow_lanes_exactly(monkeypatch):
     """Converging lanes continued in a second pass end exactly where one long pass ends, with
     the iterations of both passes counted; run-off detection starts afresh in the second pass
