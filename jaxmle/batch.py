@@ -3,7 +3,8 @@
 The replicates are processed in chunks of a fixed size (the last one padded), so one
 compiled program serves the whole run and memory stays bounded by the chunk. Each chunk is
 split over every device JAX sees with ``shard_map``: every device runs its own solver loop on
-its share, so a slow fit holds back only the lanes beside it. With Newton's method (whose only
+its share, so a slow fit holds back only the lanes beside it; on the CPU, groups of lanes run
+from several threads at once, which overlaps their programs. With Newton's method (whose only
 state between iterations is the point itself) a first pass stops each lane at the iterations
 most fits of a pilot group needed, and a lane that has not finished is restarted from its last
 point in a second, smaller pass, which ends exactly where one long pass would, so a few hard
