@@ -59,10 +59,10 @@ TWO_PASS_SOLVERS = ("newton",)
 #: on the CPU a block's data should stay in cache (measured: logistic n=1000 fastest at 128
 #: lanes, Gaussian n=100 at 1024)
 BLOCK_CPU = (1024, 2**20)
+BLOCK_ACCELERATOR = (4096, 2**23)
 #: on the CPU, groups of lanes run concurrently, this many per core: one program's many
 #: small kernels and its loop-condition reads leave cores idle that another group fills
 THREADS_PER_CORE = 2
-BLOCK_ACCELERATOR = (4096, 2**23)
 
 
 def fit_batch(
