@@ -10,11 +10,10 @@ most fits of a pilot group needed, and a lane that has not finished is restarted
 point in a second, smaller pass, which ends exactly where one long pass would, so a few hard
 fits (separation, a boundary estimate) do not hold the whole chunk; L-BFGS and optax methods
 carry curvature or moment estimates, so they run in one pass. The observed inference runs in
-the same compiled program, in the batch's precision (the code single fits run in NumPy, over
-``jax.numpy``). A replicate whose data are not
-finite, or (with a built-in model) fail the model's ``check_data``, is marked INVALID_DATA and
-replaced by a valid replicate before the data reach the device, so nothing else can be touched
-by it.
+the same compiled program, in the batch's precision (the function a single fit runs in
+NumPy, here over ``jax.numpy``). A replicate whose data are not finite, or (with a built-in
+model) fail the model's ``check_data``, is marked INVALID_DATA and replaced by a valid
+replicate before the data reach the device, so nothing else can be touched by it.
 """
 
 from __future__ import annotations
