@@ -1,6 +1,7 @@
 """jaxmle: maximum likelihood, MAP and Laplace inference for any JAX log-density."""
 
 from . import closed_form, models, priors
+from ._precision import PrecisionWarning
 from .batch import fit_batch
 from .batch_results import BatchFitResult
 from .constraints import (
@@ -32,6 +33,7 @@ __all__ = [
     "StudyResult",
     "FitError",
     "FitWarning",
+    "PrecisionWarning",
     "Status",
     "lr_test",
     "LRTest",

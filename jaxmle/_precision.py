@@ -1,16 +1,37 @@
-"""float64 by default, without touching JAX's global configuration.
+"""float64 by default, without touching JAX's global configuration or the caller's code.
 
-Every jaxmle entry point runs its JAX work inside ``context(dtype)``: for float64 that is
-``jax.enable_x64(True)``, a scoped (thread-local) switch that is undone on exit, so the
-caller's configuration is left exactly as it was. Compiled code is cached per precision.
+Every jaxmle entry point runs its JAX work inside ``context(dtype)``. For float64 that is
+``jax.enable_x64(True)``, a scoped (thread-local) switch undone on exit, plus one guard.
+
+The guard: JAX (jaxlib 0.9.2 and later) caches the conversion of each NumPy array to a
+JAX value, keyed by the array object alone and not by the precision in force. A NumPy
+array that a log-likelihood closes over is converted once inside the fit (to float64)
+and the cached float64 value is then handed to the caller's own float32 code after the
+fit, which crashes ("expected f32[500,3] but got f64[500,3]"); the reverse order feeds a
+float32 copy into a float64 fit. A cache entry lives only as long as its converted value,
+and what keeps those values alive is JAX's tracing caches (traced programs hold their
+constants); compiled executables do not. So the outermost float64 context clears JAX's
+tracing caches on entry and on exit: neither side ever sees the other's conversions.
+Compiled executables stay cached, so a repeated fit with same-shaped data neither
+retraces nor recompiles. Nothing is cleared when x64 is already enabled globally (then
+every conversion is float64 anyway).
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
+import threading
+import warnings
 
 import jax
 import numpy as np
+
+_depth = 0
+_lock = threading.Lock()
+#: whether JAX traced anything since the caches were last cleared (unknown at first)
+_traced = True
+TRACE_EVENT = "/jax/core/compile/jaxpr_trace_duration"
 
 
 def resolve(dtype) -> np.dtype:
@@ -21,6 +42,108 @@ def resolve(dtype) -> np.dtype:
     return dt
 
 
+@contextlib.contextmanager
 def context(dtype):
-    dt = np.dtype(dtype)
-    return jax.enable_x64(True) if dt == np.float64 else contextlib.nullcontext()
+    """Run JAX work at ``dtype``'s precision, leaving no trace in the caller's JAX state."""
+    if np.dtype(dtype) != np.float64 or jax.config.jax_enable_x64:
+        yield
+        return
+    with _outermost_guard(), jax.enable_x64(True):
+        yield
+
+
+@contextlib.contextmanager
+def _outermost_guard():
+    """Clear JAX's tracing caches when the first float64 context (in any thread) opens
+    and when the last one closes, if anything was traced since they were last cleared."""
+    global _depth
+    with _lock:
+        _depth += 1
+        if _depth == 1:
+            _listen_for_traces()
+            _clear_if_traced()
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                _clear_if_traced()
+
+
+def _on_event(event: str, duration: float, **kwargs) -> None:
+    global _traced
+    if event == TRACE_EVENT:
+        _traced = True
+
+
+def _listen_for_traces() -> None:
+    """Register ``_on_event`` once (again if the user cleared JAX's listeners)."""
+    from jax._src import monitoring
+
+    listening = getattr(monitoring, "get_event_duration_listeners", lambda: monitoring._event_duration_secs_listeners)
+    if _on_event not in listening():
+        monitoring.register_event_duration_secs_listener(_on_event)
+
+
+def _clear_if_traced() -> None:
+    global _traced
+    if _traced:
+        _traced = False
+        clear_tracing_caches()
+
+
+def clear_tracing_caches() -> None:
+    """Drop JAX's Python-side tracing and lowering caches (not the compiled executables
+    behind each jitted function's fast path), then the reference cycles that held them."""
+    from jax._src import util
+
+    clear = getattr(util, "clear_all_caches", None)
+    if clear is None:  # a JAX without the staging-cache registry: clear everything
+        jax.clear_caches()
+    else:
+        clear()
+    gc.collect()
+
+
+class PrecisionWarning(UserWarning):
+    """Warned when a float64 fit captures constants made in lower precision."""
+
+
+def warn_low_precision_constants(name: str, shapes: list[tuple[int, ...]]) -> None:
+    """Warn (``PrecisionWarning``) that ``name`` captured float32 arrays of these shapes."""
+    if shapes:
+        listed = ", ".join(str(s) for s in shapes[:5]) + (f" and {len(shapes) - 5} more" if len(shapes) > 5 else "")
+        warnings.warn(
+            f"{name} captures {len(shapes)} float32 array(s) of shape {listed} in a float64 fit: "
+            "they carry float32 rounding (about 1e-7 relative) into every result; make them with NumPy, "
+            "or pass them in data",
+            PrecisionWarning,
+            stacklevel=4,
+        )
+
+
+def low_precision_constants(closed_jaxpr, dtype) -> list[tuple[int, ...]]:
+    """The shapes of the floating constants narrower than ``dtype`` that a traced program
+    captured (arrays it closes over, in nested programs too): values made in float32
+    before a float64 fit, which would carry float32 rounding into it."""
+    width = np.dtype(dtype).itemsize
+    shapes, seen = [], set()
+
+    def visit(closed):
+        if id(closed) in seen:
+            return
+        seen.add(id(closed))
+        for const in getattr(closed, "consts", ()):
+            kind = np.dtype(getattr(const, "dtype", np.float64))
+            if np.issubdtype(kind, np.floating) and kind.itemsize < width:
+                shapes.append(tuple(np.shape(const)))
+        jaxpr = getattr(closed, "jaxpr", closed)
+        for eqn in getattr(jaxpr, "eqns", ()):
+            for param in eqn.params.values():
+                for sub in param if isinstance(param, (list, tuple)) else (param,):
+                    if hasattr(sub, "eqns") or hasattr(sub, "consts"):
+                        visit(sub)
+
+    visit(closed_jaxpr)
+    return shapes
