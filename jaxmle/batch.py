@@ -18,13 +18,10 @@ replicate before the data reach the device, so nothing else can be touched by it
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import hashlib
-import json
 import os
-import re
 import sys
-import types
 from concurrent.futures import ThreadPoolExecutor
 
 import jax
@@ -35,7 +32,8 @@ from jax.sharding import PartitionSpec as P
 
 from . import _precision
 from .batch_results import BatchFitResult
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, checkpoint_path
+from .fingerprint import run_fingerprint, tree_digest
 from .fit import Prepared, check_at_start, final_status, prepare, to_device
 from .inference import Inference
 from .models.base import Model
@@ -118,6 +116,7 @@ def fit_batch(
             f"cov_type must be 'observed' for fit_batch, got {cov_type!r} (robust/opg/expected are available for "
             "single fits with jm.fit)"
         )
+    checkpoint = checkpoint_path(checkpoint)
     model = loglik if isinstance(loglik, Model) else None
     if model is not None and data is None:
         data, init = init, None
@@ -200,21 +199,21 @@ def run_batch(prep: Prepared, nobs, reps: int, source, *, chunk_size, progress, 
     group = block_lanes(per_rep) * jax.device_count()
     size = chunk_length(chunk_size, reps, per_rep, group)
     out = Outputs(reps, prep.problem.space.k)
-    store = None
     writer = checkpoint is not None and jax.process_index() == 0
-    if checkpoint is not None:
-        store = Checkpoint(checkpoint, fingerprint(), writer=writer)
-        for index, arrays in store.load():
-            out.put(index, arrays)
-    todo = np.flatnonzero(~out.done)
-    with tqdm(total=reps, initial=reps - len(todo), unit="fit", disable=not show, delay=delay) as bar:
-        for start in range(0, len(todo), size):
-            index = todo[start : start + size]
-            arrays = fit_chunk(prep, source, index, group)
-            out.put(index, arrays)
-            if writer:
-                store.save(index, arrays)
-            bar.update(len(index))
+    store = None if checkpoint is None else Checkpoint(checkpoint, fingerprint(), writer=writer)
+    with store or contextlib.nullcontext():
+        if store is not None:
+            for index, arrays in store.load(out.arrays):
+                out.put(index, arrays)
+        todo = np.flatnonzero(~out.done)
+        with tqdm(total=reps, initial=reps - len(todo), unit="fit", disable=not show, delay=delay) as bar:
+            for start in range(0, len(todo), size):
+                index = todo[start : start + size]
+                arrays = fit_chunk(prep, source, index, group)
+                out.put(index, arrays)
+                if writer:
+                    store.save(index, arrays)
+                bar.update(len(index))
     return out.result(prep, nobs)
 
 
@@ -386,8 +385,6 @@ class Outputs:
         self.done = np.zeros(reps, bool)
 
     def put(self, index: np.ndarray, arrays: dict) -> None:
-        if set(arrays) != set(self.arrays):
-            raise ValueError("checkpoint: a stored chunk does not hold the expected fields")
         for name, a in arrays.items():
             self.arrays[name][index] = a
         self.done[index] = True
@@ -583,95 +580,3 @@ def progress_mode(progress) -> tuple[bool, float]:
     if not isinstance(progress, bool):
         raise ValueError(f"progress must be True, False or None, got {progress!r}")
     return progress, 0.0
-
-
-def run_fingerprint(prep: Prepared, reps: int, kind: str, label: str) -> dict:
-    """What identifies a run for its checkpoint (data digests are added by the caller): the
-    model (its label and a digest of the log-likelihood's code and captured values), every
-    parameter's constraint, the priors and the solver settings."""
-    problem = prep.problem
-    return {
-        "kind": kind,
-        "model": label,
-        "loglik": callable_digest(problem.loglik),
-        "reps": reps,
-        "names": problem.space.names,
-        "constraints": [repr(leaf.constraint) for leaf in problem.space.leaves],
-        "method": prep.method_name,
-        "tol": problem.tol,
-        "max_iter": problem.max_iter,
-        "dtype": str(prep.dtype),
-        "prior": repr(problem.priors),
-        "log_prior": None if problem.log_prior is None else callable_digest(problem.log_prior),
-        "fixed": tree_digest([np.asarray(v) for v in prep.fixed_leaves]),
-    }
-
-
-def callable_digest(fn) -> str:
-    """A digest of what a function computes: its code (bytecode, constants, names, nested
-    code), defaults and captured values (arrays and numbers by value, functions recursively,
-    anything else by its ``repr`` without memory addresses). Two different lambdas differ."""
-    h = hashlib.blake2b(digest_size=16)
-    _feed(h, fn, depth=0, seen=set())
-    return h.hexdigest()
-
-
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
-
-
-def _feed(h, obj, depth: int, seen: set) -> None:
-    if depth > 8 or id(obj) in seen:
-        h.update(b"<...>")
-        return
-    if isinstance(obj, (bool, int, float, complex, str, bytes, type(None))):
-        h.update(repr(obj).encode())
-        return
-    if isinstance(obj, (np.ndarray, np.generic, jax.Array)):
-        h.update(tree_digest(obj).encode())
-        return
-    seen = seen | {id(obj)}
-    if isinstance(obj, (tuple, list)):
-        h.update(f"{type(obj).__name__}{len(obj)}".encode())
-        for item in obj:
-            _feed(h, item, depth + 1, seen)
-        return
-    if isinstance(obj, functools.partial):
-        for part in (obj.func, obj.args, tuple(sorted(obj.keywords.items()))):
-            _feed(h, part, depth + 1, seen)
-        return
-    if isinstance(obj, types.CodeType):
-        h.update(obj.co_code)
-        h.update(repr(obj.co_names).encode())
-        _feed(h, obj.co_consts, depth + 1, seen)
-        return
-    if isinstance(obj, types.MethodType):
-        _feed(h, obj.__func__, depth + 1, seen)
-        _feed(h, obj.__self__, depth + 1, seen)
-        return
-    obj = getattr(obj, "__wrapped__", obj)  # jax.jit and functools.wraps keep the function here
-    if isinstance(obj, types.FunctionType):
-        h.update(obj.__qualname__.encode())
-        _feed(h, obj.__code__, depth + 1, seen)
-        _feed(h, obj.__defaults__, depth + 1, seen)
-        cells = tuple(c.cell_contents for c in obj.__closure__ or () if _filled(c))
-        _feed(h, cells, depth + 1, seen)
-        return
-    h.update(_ADDRESS.sub("", repr(obj)).encode())
-
-
-def _filled(cell) -> bool:
-    try:
-        cell.cell_contents  # noqa: B018
-    except ValueError:  # an empty cell
-        return False
-    return True
-
-
-def tree_digest(tree) -> str:
-    """A digest of every leaf's shape, dtype and bytes."""
-    h = hashlib.blake2b(digest_size=16)
-    for leaf in jax.tree_util.tree_leaves(tree):
-        a = np.ascontiguousarray(np.asarray(leaf))
-        h.update(json.dumps([a.shape, str(a.dtype)]).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()

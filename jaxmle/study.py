@@ -19,18 +19,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _precision
-from .batch import (
-    batched_u0,
-    callable_digest,
-    invalid_replicates,
-    model_inits,
-    replace_invalid,
-    run_batch,
-    run_fingerprint,
-    take,
-    tree_digest,
-)
+from .batch import batched_u0, invalid_replicates, model_inits, replace_invalid, run_batch, take
 from .batch_results import BatchFitResult, _table
+from .checkpoint import checkpoint_path
+from .fingerprint import program_digest, run_fingerprint, tree_digest
 from .fit import check_at_start, prepare
 from .models.base import Model
 from .parameters import build_space
@@ -133,6 +125,7 @@ def simulation_study(
     and ``loglik(params, data)`` for a custom one (starting values: ``init``, else ``truth``).
     ``chunk_size``, ``checkpoint`` and ``progress`` are those of ``fit_batch``.
     """
+    checkpoint = checkpoint_path(checkpoint)
     if model is not None and not isinstance(model, Model):
         raise ValueError(f"model must be a built-in model such as jm.models.poisson(), got {type(model).__name__}")
     if model is not None and (simulate is not None or loglik is not None):
@@ -197,7 +190,7 @@ def simulation_study(
         | {
             "n": n,
             "seed": int(seed),
-            "simulate": callable_digest(simulate),
+            "simulate": _simulator_digest(simulate, n, dt, truth_host),
             "truth": tree_digest(truth_host),
             "first": tree_digest(one),
             "init": tree_digest(init) + ("/per-replicate" if per_data_init else ""),
@@ -295,6 +288,14 @@ def _generator(simulate: Callable, n: int, dtype, seed: int, truth) -> Callable:
             return jax.tree_util.tree_map(np.asarray, out)
 
     return generate
+
+
+def _simulator_digest(simulate: Callable, n: int, dtype, truth) -> str:
+    """The digest of the program that simulates a replicate (see ``fingerprint.program_digest``)."""
+    with _precision.context(dtype):
+        truth_dev = jax.tree_util.tree_map(lambda v: jnp.asarray(v, dtype), truth)
+        index = jnp.zeros(1, jnp.uint32)
+        return program_digest("simulate", _compiled_simulator(simulate, n), jax.random.key(0), truth_dev, index)
 
 
 @functools.lru_cache(maxsize=32)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,7 @@ def run(args) -> int:
     try:
         model = _model(args.model, _factory_args(args.model_arg))
         truth = _truth(args.truth)
+        out = _output_dir(args.out)
         study = jm.simulation_study(
             model, truth, args.n, args.reps, seed=args.seed, chunk_size=args.chunk_size, checkpoint=args.checkpoint
         )
@@ -53,9 +55,7 @@ def run(args) -> int:
         print(f"jaxmle simulate: error: {err}", file=sys.stderr)
         return 2
     print(study.summary())
-    if args.out is not None:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+    if out is not None:
         write_estimates(study.fits, out / "estimates.csv")
         try:
             study.plot(out / "study.png")
@@ -63,6 +63,23 @@ def run(args) -> int:
             print(f"jaxmle simulate: no plot: {err}", file=sys.stderr)
         print(f"wrote {out / 'estimates.csv'}" + (f" and {out / 'study.png'}" if (out / "study.png").exists() else ""))
     return 0
+
+
+def _output_dir(path) -> Path | None:
+    """``--out`` as a writable directory (created if missing), checked before any fitting so
+    that an unusable one cannot lose a study's estimates; ValueError saying why otherwise."""
+    if path is None:
+        return None
+    out = Path(path)
+    if not path or (out.exists() and not out.is_dir()):
+        raise ValueError(f"--out: {path!r} is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise ValueError(f"--out: cannot write to {path!r} ({err.strerror or err})") from None
+    return out
 
 
 def _factory_args(items: list[str]) -> dict:
