@@ -7,6 +7,9 @@ device."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -47,3 +50,56 @@ def cholesky_solve(L, b):
         return x.at[i].set((y[i] - L[:, i] @ x) / L[i, i])
 
     return lax.fori_loop(0, n, backward, jnp.zeros_like(b))
+
+
+class Factor(NamedTuple):
+    """A Cholesky factorization attempt A = L Lᵀ (see ``cholesky``)."""
+
+    L: jax.Array
+    ok: jax.Array  # bool: every pivot was above the floor
+    pivot: jax.Array  # the first pivot at or below the floor (0 where ok)
+    defect: jax.Array  # v with vᵀ A v = pivot (0 where ok)
+
+
+def cholesky(A, pivot_floor: float = 0.0) -> Factor:
+    """Cholesky factorization of a symmetric A, with a certificate where it fails.
+
+    Where the first pivot at or below ``pivot_floor`` occurs at column j (the Schur
+    complement δ = a_jj − aᵀ A₁₁⁻¹ a of the leading block), ``defect`` is
+    v = (−A₁₁⁻¹ a, 1, 0, …), so that vᵀ A v = δ and λ_min(A) ≤ δ / |v|²: Moré and
+    Sorensen's lower bound on the shift that makes A positive definite. Columns after a
+    failure are computed with a unit pivot and mean nothing.
+    """
+    n = A.shape[0]
+    idx = jnp.arange(n)
+
+    def column(j, carry):
+        L, bad, first, pivot = carry
+        s = A[:, j] - L @ L[j]
+        small = ~(s[j] > pivot_floor)  # also catches NaN
+        new = ~bad & small
+        d = jnp.sqrt(jnp.where(small, 1.0, s[j]))
+        col = jnp.where(idx > j, s / d, 0.0)
+        L = L.at[:, j].set(jnp.where(idx == j, d, col))
+        return L, bad | small, jnp.where(new, j, first), jnp.where(new, s[j], pivot)
+
+    init = (jnp.zeros_like(A), jnp.bool_(False), jnp.int32(n - 1), jnp.zeros((), A.dtype))
+    L, bad, first, pivot = lax.fori_loop(0, n, column, init)
+    r = jnp.where(idx < first, L[first], 0.0)
+
+    def backward(k, y):  # y = L₁₁⁻ᵀ r on the leading block
+        i = n - 1 - k
+        return y.at[i].set(jnp.where(i < first, (r[i] - L[:, i] @ y) / L[i, i], 0.0))
+
+    y = lax.fori_loop(0, n, backward, jnp.zeros(n, A.dtype))
+    defect = jnp.where(bad, jnp.where(idx == first, 1.0, -y), 0.0)
+    return Factor(L, ~bad, jnp.where(bad, jnp.nan_to_num(pivot), 0.0), defect)
+
+
+def forward_solve(L, b):
+    """y with L y = b (L lower triangular)."""
+
+    def forward(i, y):
+        return y.at[i].set((b[i] - L[i] @ y) / L[i, i])
+
+    return lax.fori_loop(0, L.shape[0], forward, jnp.zeros_like(b))
