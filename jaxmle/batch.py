@@ -11,7 +11,7 @@ point in a second, smaller pass, which ends exactly where one long pass would, s
 fits (separation, a boundary estimate) do not hold the whole chunk; L-BFGS and optax methods
 carry curvature or moment estimates, so they run in one pass. The observed inference runs in
 the same compiled program, in the batch's precision (the function a single fit runs in
-NumPy, here over ``jax.numpy``). A replicate whose data are not finite, or (with a built-in
+NumPy, here over ``jax.numpy``). A replicate whose data hold a NaN, or (with a built-in
 model) fail the model's ``check_data``, is marked INVALID_DATA and replaced by a valid
 replicate before the data reach the device, so nothing else can be touched by it.
 """
@@ -39,7 +39,7 @@ from .inference import Inference
 from .models.base import Model
 from .problem import Problem, RawFit, batch_options, batched_solve, compiled_solve
 from .status import Status, converged
-from .validation import check_positive_int, check_support
+from .validation import check_positive_int, check_support, unbatched_init_hint
 
 __all__ = ["fit_batch"]
 
@@ -87,8 +87,10 @@ def fit_batch(
     ``init`` may carry one too (every leaf, or none; pass ``batched_init=True/False`` where
     that is ambiguous). With a built-in model and no ``init``, each replicate starts at the
     model's ``init`` of its own data. One failing fit never raises (so there is no ``throw``):
-    its ``status`` says why. A replicate with non-finite data, or data a built-in model's
-    ``check_data`` refuses, gets status INVALID_DATA and NaN results.
+    its ``status`` says why. A replicate with NaN data, or data a built-in model's
+    ``check_data`` refuses, gets status INVALID_DATA and NaN results; infinite data follow
+    ``fit``'s rule (allowed where the log-likelihood is finite at the start, else the
+    replicate ends with NONFINITE_START).
 
     - ``cov_type``: only ``"observed"`` (the inverse observed information); the robust, OPG
       and expected covariances are available for single fits with ``jm.fit``.
@@ -157,7 +159,13 @@ def fit_batch(
     )
     if init_host is not None:
         check_support("init", prep.problem.space, jax.tree_util.tree_leaves(init_host), batched=True)
-    nobs = check_at_start(prep, prep.data, finite=False)
+    try:
+        nobs = check_at_start(prep, prep.data, finite=False)
+    except ValueError as err:
+        hint = unbatched_init_hint(init, reps) if init_host is None and init_of_data is None else None
+        if hint is None:
+            raise
+        raise ValueError(f"{hint} ({err})") from err
 
     def source(index):
         chunk, invalid = replace_invalid(take(host, index), invalid_all[index])
@@ -447,12 +455,14 @@ def replicate_count(host) -> int:
 
 
 def invalid_replicates(host, check=None) -> np.ndarray:
-    """Replicates with a NaN or infinite value in any floating leaf of the data, or (given
-    ``check``, a model's ``check_data``) whose data ``check`` refuses with a ValueError."""
+    """Replicates with a NaN in any floating leaf of the data, or (given ``check``, a model's
+    ``check_data``) whose data ``check`` refuses with a ValueError. Infinite values are left
+    to the fit, as in ``fit``: a replicate whose log-likelihood is not finite at its start
+    ends with NONFINITE_START."""
     bad = np.zeros(jax.tree_util.tree_leaves(host)[0].shape[0], bool)
     for a in jax.tree_util.tree_leaves(host):
-        if np.issubdtype(a.dtype, np.floating) or np.iscomplexobj(a):
-            bad |= ~np.isfinite(a).reshape(a.shape[0], -1).all(axis=1)
+        if np.issubdtype(a.dtype, np.floating):
+            bad |= np.isnan(a).reshape(a.shape[0], -1).any(axis=1)
     if check is not None:
         bad[refused(host, np.flatnonzero(~bad), check)] = True
     return bad
@@ -511,7 +521,11 @@ def init_has_batch_axis(init, reps: int, batched_init) -> bool:
             )
         return leading
     if batched_init and not leading:
-        raise ValueError(f"init: batched_init=True but not every leaf has a leading axis of length {reps}")
+        shapes = ", ".join(str(v.shape) for v in leaves)
+        raise ValueError(
+            f"init: batched_init=True needs a leading axis of length {reps} (one row per replicate) on every leaf, "
+            f"got shapes {shapes}"
+        )
     return bool(batched_init)
 
 

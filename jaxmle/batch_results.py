@@ -12,7 +12,7 @@ import numpy as np
 
 from .inference import Inference
 from .parameters import ParameterSpace
-from .results import FitResult, fmt_number, wald_z
+from .results import FitResult, bic_penalty, fmt_number, wald_z
 from .status import Status
 
 __all__ = ["BatchFitResult"]
@@ -61,9 +61,7 @@ class BatchFitResult:
 
     @property
     def bic(self) -> np.ndarray:
-        if self.nobs is None:
-            raise ValueError("bic needs the number of observations: pass nobs= to fit_batch")
-        return self.df * math.log(self.nobs) - 2.0 * self.loglik
+        return bic_penalty(self.df, self.nobs, "pass nobs= to fit_batch") - 2.0 * self.loglik
 
     @property
     def standard_errors(self) -> np.ndarray:
@@ -83,7 +81,11 @@ class BatchFitResult:
     def __getitem__(self, i: int) -> FitResult:
         if not isinstance(i, (int, np.integer)):
             raise TypeError(f"index a BatchFitResult with an integer replicate number, got {type(i).__name__}")
-        i = range(len(self))[i]
+        if not -len(self) <= i < len(self):
+            raise IndexError(
+                f"replicate index {i} is out of range: the batch has {len(self)} fits (0 to {len(self) - 1})"
+            )
+        i = int(i) % len(self)
         from .fit import diagnostic_notes
 
         inf = Inference(

@@ -73,8 +73,7 @@ def prepare(
     fixed_values = validation.check_fixed(space, fixed, values)
     priors, log_prior = validation.check_priors(space, prior)
     method_name, solver = resolve_method(method, space.m, has_l1(priors))
-    if not batched:
-        validation.check_data(data)
+    validation.check_data(data, values=not batched)
 
     problem = Problem(loglik, space, priors, log_prior, solver, tol, max_iter)
     with _precision.context(dtype):
@@ -94,17 +93,15 @@ def check_at_start(prep: Prepared, data_one, finite: bool = True) -> int | None:
     problem, space = prep.problem, prep.problem.space
     with _precision.context(prep.dtype):
         free = space.u_to_x_leaves(jnp.asarray(prep.u0, prep.dtype))
+        validation.loglik_output(compiled_loglik(problem), free, prep.fixed_leaves, data_one)
         try:
             terms = compiled_loglik(problem)(free, prep.fixed_leaves, data_one)
         except Exception as err:  # the user's function failed: name it
             raise ValueError(f"loglik failed at the starting values: {type(err).__name__}: {err}") from err
         shape = jnp.shape(terms)
-        if len(shape) > 1:
-            raise ValueError(f"loglik must return a scalar or a 1-D vector of per-observation terms, got shape {shape}")
         values = np.asarray(terms)
         if finite and not np.all(np.isfinite(values)):
-            bad = "" if values.ndim == 0 else f" ({int((~np.isfinite(values)).sum())} of {values.size} terms)"
-            raise ValueError(f"loglik is not finite at the starting values (init){bad}")
+            raise ValueError(validation.not_finite_at_start(values, data_one))
         prior_value = np.asarray(problem.log_prior_value(free, prep.fixed_leaves, smooth=False))
         if prior_value.ndim != 0:
             raise ValueError(f"prior: the log-prior must return a scalar, got shape {prior_value.shape}")

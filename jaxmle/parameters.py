@@ -145,8 +145,8 @@ def build_space(init, constraints: dict, fixed: dict):
         raise ValueError("init: the parameter pytree has no leaves")
     leaves, values = [], []
     for path, value in flat:
-        arr = np.asarray(value, dtype=float) if not hasattr(value, "dtype") else np.asarray(value)
-        if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf":
             raise ValueError(f"init: parameter {_label(path)!r} must be real numbers, got dtype {arr.dtype}")
         key = _top_key(path) if path else "params"
         leaves.append(

@@ -188,9 +188,20 @@ class _Objective:
         return to_result(raw, prep, self.res.nobs, cov_type=self.res.cov_type)
 
     def better_message(self, better: FitResult) -> str:
+        found = f"profiling found log-likelihood {self.best[0]:.10g} above the fit's {self.l_hat:.10g}"
+        if better.status == Status.CONVERGED and self.res.status != Status.NO_FINITE_MAXIMUM:
+            return (
+                f"{found}: the fit is not the maximum. The fit refined from that point has {better.loglik:.10g}; "
+                "profile that one."
+            )
+        why = (
+            f"the fit itself reports {Status.NO_FINITE_MAXIMUM.name} (the objective keeps rising as parameters run off)"
+            if self.res.status == Status.NO_FINITE_MAXIMUM
+            else "the fit is not the maximum"
+        )
         return (
-            f"profiling found log-likelihood {self.best[0]:.10g} above the fit's {self.l_hat:.10g}: the fit is "
-            f"not the maximum. The fit refined from that point has {better.loglik:.10g}; profile that one."
+            f"{found}: {why}, and the fit refined from that point ends with {better.status.name} at "
+            f"{better.loglik:.10g}: there is no verified maximum to profile."
         )
 
 

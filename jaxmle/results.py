@@ -88,11 +88,8 @@ class FitResult:
 
     @property
     def bic(self) -> float:
-        if self.nobs is None:
-            raise ValueError(
-                "bic needs the number of observations: the log-likelihood returned a scalar, so pass nobs= to fit"
-            )
-        return self.df * math.log(self.nobs) - 2.0 * self.loglik
+        advice = "the log-likelihood returned a scalar, so pass nobs= to fit"
+        return bic_penalty(self.df, self.nobs, advice) - 2.0 * self.loglik
 
     @property
     def message(self) -> str:
@@ -142,7 +139,8 @@ class FitResult:
     def delta(self, fn: Callable):
         """Value and delta-method SE of ``fn(params)``: Var = J cov Jᵀ, J by autodiff.
 
-        Returns ``(value, se)``, two pytrees shaped like ``fn``'s output."""
+        Returns ``(value, se)``, two pytrees shaped like ``fn``'s output; the SE is NaN
+        wherever the value is not finite."""
         space = self._space
         with _precision.context(self._x.dtype):
             fixed = [jnp.asarray(v) for v in self._fixed_leaves]
@@ -151,8 +149,9 @@ class FitResult:
                 return fn(space.assemble(space.x_flat_to_leaves(x), fixed))
 
             value, se = delta_method(of_flat, jnp.asarray(self._x), jnp.asarray(self.cov))
-        to_np = lambda t: jax.tree_util.tree_map(np.asarray, t)  # noqa: E731
-        return to_np(value), to_np(se)
+        value = jax.tree_util.tree_map(np.asarray, value)
+        se = jax.tree_util.tree_map(lambda v, s: np.where(np.isfinite(v), np.asarray(s), np.nan), value, se)
+        return value, se
 
     # --- presentation ------------------------------------------------------------------
     def _rows(self, level=0.95):
@@ -169,7 +168,7 @@ class FitResult:
 
     def _header(self) -> list[str]:
         kind = "MAP" if self.has_prior else "MLE"
-        bic = f"{self.bic:.6g}" if self.nobs is not None else "n/a (pass nobs=)"
+        bic = f"{self.bic:.6g}" if self.nobs else "n/a (pass nobs=)" if self.nobs is None else "n/a (no observations)"
         pd = "positive definite" if self.positive_definite else "NOT positive definite"
         lines = [
             f"jaxmle {kind} fit    method: {self.method}    status: {self.status.name}",
@@ -234,6 +233,16 @@ def _columns(level: float) -> list[str]:
         f"{100 * (0.5 - level / 2):.3g}%",
         f"{100 * (0.5 + level / 2):.3g}%",
     ]
+
+
+def bic_penalty(df: int, nobs: int | None, advice: str) -> float:
+    """BIC's penalty df·log(nobs); ValueError when ``nobs`` is unknown (with ``advice``) or
+    not positive."""
+    if nobs is None:
+        raise ValueError(f"bic needs the number of observations: {advice}")
+    if nobs < 1:
+        raise ValueError(f"bic is undefined without observations (nobs = {nobs})")
+    return df * math.log(nobs)
 
 
 def fmt_number(v: float) -> str:

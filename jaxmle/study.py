@@ -27,7 +27,16 @@ from .fit import check_at_start, prepare
 from .models.base import Model
 from .parameters import build_space
 from .results import fmt_number, wald_z
-from .validation import check_constraints, check_names, check_positive_int, check_support
+from .validation import (
+    check_constraints,
+    check_like,
+    check_names,
+    check_positive_int,
+    check_seed,
+    check_simulate,
+    check_support,
+    parameter_values,
+)
 
 __all__ = ["simulation_study", "StudyResult"]
 
@@ -75,9 +84,9 @@ class StudyResult:
         for j, name in enumerate(self.fits.names):
             row = [name, fmt_number(f["truth"][j])]
             for stat in ("bias", "sd", "mean_se", "rmse", "coverage"):
-                row.append(f"{_fmt4(f[stat][j])} ({_fmt4(e['mcse_' + stat][j])})")
+                row.append(f"{_fmt4(f[stat][j])} ({_fmt_mcse(e['mcse_' + stat][j])})")
             row.append(_fmt4(f["crlb_sd"][j]))
-            row.append(f"{_fmt4(f['efficiency'][j])} ({_fmt4(e['mcse_efficiency'][j])})")
+            row.append(f"{_fmt4(f['efficiency'][j])} ({_fmt_mcse(e['mcse_efficiency'][j])})")
             rows.append(row)
         counts = ", ".join(f"{s.name}: {c}" for s, c in self.fits.status_counts().items())
         lines = [
@@ -86,7 +95,8 @@ class StudyResult:
             f"Monte Carlo standard errors in parentheses; coverage of the 95% Wald interval; CRLB from the "
             f"{self.crlb_source}",
         ]
-        return "\n".join(lines + _table(head, rows))
+        undefined = not all(np.isfinite(v).all() for v in e.values())
+        return "\n".join(lines + _table(head, rows) + ([MCSE_UNDEFINED] if undefined else []))
 
     def __str__(self) -> str:
         return self.summary()
@@ -136,11 +146,10 @@ def simulation_study(
         raise ValueError("truth: the parameter values to simulate from are required")
     n = check_positive_int("n", n, allow_none=False)
     reps = check_positive_int("reps", reps, allow_none=False)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+    seed = check_seed(seed)
     simulate = model.simulate if model is not None else simulate
     dt = _precision.resolve(dtype)
-    truth_host = jax.tree_util.tree_map(lambda v: np.asarray(v, dt), truth)
+    truth_host = parameter_values("truth", truth, dt)
     constraints = check_names(
         "constraints", constraints, {leaf.key for leaf in build_space(truth_host, {}, {})[0].leaves}
     )
@@ -148,12 +157,15 @@ def simulation_study(
     merged = dict((model.constraints or {}) if model is not None else {})
     merged.update(constraints)
     check_support("truth", *build_space(truth_host, merged, {}))
-    generate = _generator(simulate, n, dt, int(seed), truth_host)
+    with _precision.context(dt):
+        check_simulate(simulate, truth_host, n)
+    generate = _generator(simulate, n, dt, seed, truth_host)
     one = take(generate(np.zeros(1, np.int64)), 0)
 
     per_data_init = model is not None and init is None  # each replicate starts at model.init of its data
     if init is None:
         init = model.init(one) if model is not None else truth_host
+    check_like("truth", truth_host, init, model.name if per_data_init else "init")
     prep = prepare(
         model or loglik,
         init,
@@ -169,7 +181,7 @@ def simulation_study(
         batched=True,
     )
     space = prep.problem.space
-    truth_flat = _flat_truth(space, truth_host)
+    truth_flat = _flat_truth(truth_host)
     check = model.check_data if model is not None else None
     nobs = check_at_start(prep, prep.data, finite=False)
 
@@ -253,7 +265,7 @@ def study_statistics(fits: BatchFitResult, truth: np.ndarray, crlb_var: np.ndarr
         r_se = has_se.sum(axis=0)
         se0 = np.where(has_se, se, 0.0)
         mean_se = se0.sum(axis=0) / r_se
-        sd_se = np.sqrt(np.where(has_se, (se0 - mean_se) ** 2, 0.0).sum(axis=0) / np.maximum(r_se - 1, 1))
+        sd_se = np.sqrt(np.where(has_se, (se0 - mean_se) ** 2, 0.0).sum(axis=0) / (r_se - 1))  # NaN below 2
         q = wald_z(level)
         covered = (np.abs(err) <= q * se0) & has_se
         coverage = covered.sum(axis=0) / r_se
@@ -271,7 +283,9 @@ def study_statistics(fits: BatchFitResult, truth: np.ndarray, crlb_var: np.ndarr
             "mcse_sd": sd / math.sqrt(max(2 * (r - 1), 1)),
             "mcse_mean_se": sd_se / np.sqrt(r_se),
             "mcse_rmse": np.std(sq, axis=0, ddof=1) / math.sqrt(max(r, 1)) / (2 * rmse) if r > 1 else rmse * np.nan,
-            "mcse_coverage": np.sqrt(coverage * (1 - coverage) / r_se),
+            "mcse_coverage": np.where(
+                (coverage > 0) & (coverage < 1), np.sqrt(coverage * (1 - coverage) / r_se), np.nan
+            ),
             "mcse_efficiency": efficiency * math.sqrt(2.0 / max(r - 1, 1)),
         }
 
@@ -306,18 +320,23 @@ def _compiled_simulator(simulate: Callable, n: int):
     return jax.jit(jax.vmap(one, in_axes=(None, None, 0)))
 
 
-def _flat_truth(space, truth) -> np.ndarray:
-    leaves, treedef = jax.tree_util.tree_flatten(truth)
-    if treedef != space.treedef:
-        raise ValueError(f"truth must have the structure of the parameters ({space.treedef}), got {treedef}")
-    for leaf, value in zip(space.leaves, leaves, strict=True):
-        if value.shape != leaf.shape:
-            raise ValueError(f"truth: {leaf.label!r} has shape {value.shape}, expected {leaf.shape}")
-    return np.concatenate([v.reshape(-1) for v in leaves]).astype(float)
+def _flat_truth(truth) -> np.ndarray:
+    """``truth`` (checked against the parameters by ``check_like``) as one flat vector."""
+    return np.concatenate([np.reshape(v, -1) for v in jax.tree_util.tree_leaves(truth)]).astype(float)
 
 
 def _name(fn) -> str:
     return getattr(fn, "__qualname__", type(fn).__name__)
+
+
+MCSE_UNDEFINED = (
+    "n/a: no Monte Carlo SE (fewer than 2 converged fits, or a coverage of exactly 0 or 1, where the binomial "
+    "estimate would be 0)"
+)
+
+
+def _fmt_mcse(v: float) -> str:
+    return "n/a" if not np.isfinite(v) else f"{v:.4g}"
 
 
 def _fmt4(v: float) -> str:

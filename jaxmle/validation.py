@@ -9,10 +9,12 @@ import math
 import numbers
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from .constraints import Constraint
 from .parameters import ParameterSpace
+from .parameters import _label as leaf_label
 
 
 def as_mapping(argument: str, given) -> dict:
@@ -25,7 +27,13 @@ def as_mapping(argument: str, given) -> dict:
 
 def check_names(argument: str, given: dict | None, keys: set[str]) -> dict:
     given = as_mapping(argument, given)
-    unknown = sorted(set(given) - keys)
+    for name in given:
+        if not isinstance(name, str) and str(name) in keys:
+            raise ValueError(
+                f"{argument}: parameters are named by strings (the positions of a tuple or list init are "
+                f"'0', '1', ...), got the key {name!r}: use {str(name)!r}"
+            )
+    unknown = sorted(set(given) - keys, key=str)
     if unknown:
         raise ValueError(f"{argument}: {unknown} are not parameters (parameters: {sorted(keys)})")
     return given
@@ -55,12 +63,29 @@ def check_support(argument: str, space: ParameterSpace, values, batched: bool = 
     for leaf, value in zip(space.leaves, values, strict=True):
         if leaf.fixed:
             continue
+        value = np.asarray(value)
         elementwise = leaf.constraint.same_dimension and leaf.constraint.name != "ordered"
         if batched and not elementwise:
-            for i, row in enumerate(np.asarray(value)):
+            for i, row in enumerate(value):
                 check_in_support(f"{argument} (replicate {i})", leaf, row)
+        elif batched and leaf.constraint.violation(value) is not None:
+            i = first_bad_replicate(leaf, value)
+            check_in_support(f"{argument} (replicate {i})", leaf, value[i])
         else:
-            check_in_support(argument, leaf, np.asarray(value))
+            check_in_support(argument, leaf, value)
+
+
+def first_bad_replicate(leaf, value: np.ndarray) -> int:
+    """The first row of ``value`` outside the (element-wise) constraint's support, by
+    bisection on prefixes (a few checks, however many replicates)."""
+    clean, dirty = 0, len(value)  # value[:clean] passes, value[:dirty] does not
+    while dirty - clean > 1:
+        mid = (clean + dirty) // 2
+        if leaf.constraint.violation(value[:mid]) is None:
+            clean = mid
+        else:
+            dirty = mid
+    return dirty - 1
 
 
 def check_init(space: ParameterSpace, values: list[np.ndarray]) -> None:
@@ -122,17 +147,73 @@ def _check_prior_support(name: str, p, c: Constraint) -> None:
         )
 
 
-def check_data(data, where: str = "data") -> None:
-    """NaN or inf anywhere in a floating leaf of ``data`` is an error."""
+def check_data(data, where: str = "data", values: bool = True) -> None:
+    """Every leaf of ``data`` holds real numbers, and ``data`` is not empty; with ``values``,
+    no leaf holds a NaN.
+
+    Infinite values pass here: censored observations are often encoded as ±inf. They are
+    allowed where the log-likelihood handles them, that is, where it is finite at the
+    starting values (``fit`` checks that next, see ``not_finite_at_start``)."""
+    flat = jax.tree_util.tree_flatten_with_path(data)[0]
+    for path, leaf in flat:
+        label, arr = where + jax.tree_util.keystr(path), np.asarray(leaf)
+        if arr.dtype.kind == "c":
+            raise ValueError(
+                f"{label} holds complex numbers (dtype {arr.dtype}); a log-likelihood needs real data: pass the "
+                "real and imaginary parts as separate arrays"
+            )
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(f"{label} must hold numbers, got dtype {arr.dtype}")
+        if values and arr.dtype.kind == "f" and np.isnan(arr).any():
+            raise ValueError(f"{label} contains {int(np.isnan(arr).sum())} NaN value(s)")
+    if flat and all(np.size(leaf) == 0 for _, leaf in flat):
+        raise ValueError(f"{where} is empty: there are no observations to fit")
+
+
+def infinite_values(data, where: str = "data") -> list[str]:
+    """``"data['t'] (3)"`` for each floating leaf of ``data`` holding ±inf."""
+    out = []
     for path, leaf in jax.tree_util.tree_flatten_with_path(data)[0]:
         arr = np.asarray(leaf)
-        if arr.dtype.kind not in "biufc":
-            raise ValueError(f"{where + jax.tree_util.keystr(path)} must hold numbers, got dtype {arr.dtype}")
-        if np.issubdtype(arr.dtype, np.floating) or np.iscomplexobj(arr):
-            bad = ~np.isfinite(arr)
-            if bad.any():
-                label = where + jax.tree_util.keystr(path)
-                raise ValueError(f"{label} contains {int(bad.sum())} NaN or infinite value(s)")
+        count = int(np.isinf(arr).sum()) if arr.dtype.kind == "f" else 0
+        if count:
+            out.append(f"{where + jax.tree_util.keystr(path)} ({count})")
+    return out
+
+
+def not_finite_at_start(terms: np.ndarray, data) -> str:
+    """Why a log-likelihood that is not finite at the start is refused, naming any infinite
+    data (allowed only where the log-likelihood is finite at the start)."""
+    bad = "" if terms.ndim == 0 else f" ({int((~np.isfinite(terms)).sum())} of {terms.size} terms)"
+    text = f"loglik is not finite at the starting values (init){bad}"
+    infinite = infinite_values(data)
+    if infinite:
+        text = (
+            f"data: infinite values in {', '.join(infinite)}, and {text}; infinite data (e.g. censored "
+            "observations) are allowed only where loglik is finite at the starting values"
+        )
+    return text
+
+
+def loglik_output(fn, *args) -> jax.ShapeDtypeStruct:
+    """The shape and dtype of the log-likelihood ``fn(*args)`` at the starting values, by
+    ``jax.eval_shape`` (traced, not compiled): one array of real floating values, a scalar
+    or a non-empty vector of per-observation terms."""
+    try:
+        out = jax.eval_shape(fn, *args)
+    except Exception as err:  # the user's function failed: name it
+        raise ValueError(f"loglik failed at the starting values: {type(err).__name__}: {err}") from err
+    if not isinstance(out, jax.ShapeDtypeStruct):
+        got = "None" if out is None else type(out).__name__
+        raise ValueError(f"loglik must return one array (a scalar or a vector of per-observation terms), got {got}")
+    if not jnp.issubdtype(out.dtype, jnp.floating):
+        why = "complex values have no maximum" if out.dtype.kind == "c" else "it has no gradient"
+        raise ValueError(f"loglik must return real floating-point values, got dtype {out.dtype} ({why})")
+    if out.ndim > 1:
+        raise ValueError(f"loglik must return a scalar or a 1-D vector of per-observation terms, got shape {out.shape}")
+    if out.shape == (0,):
+        raise ValueError("data: loglik returned no per-observation terms (an empty vector): there is nothing to fit")
+    return out
 
 
 def check_positive_int(argument: str, value, allow_none: bool = True, minimum: int = 1):
@@ -167,3 +248,117 @@ def check_tol(value):
     if isinstance(value, bool) or not (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
         raise ValueError(f"tol must be a finite number > 0, got {value!r}")
     return float(value)
+
+
+#: simulation seeds: what ``jax.random.key`` distinguishes at either precision
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed) -> int:
+    """``seed`` as an int in [0, ``MAX_SEED``]."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be an integer from 0 to 2**32 - 1 = {MAX_SEED}, got {seed!r}")
+    return int(seed)
+
+
+def unbatched_init_hint(init, reps: int) -> str | None:
+    """Why ``init`` may be a batched init with the wrong number of rows: every leaf has the
+    same leading axis, of a length other than ``reps`` (None otherwise)."""
+    leaves = [np.asarray(v) for v in jax.tree_util.tree_leaves(init)]
+    lengths = {v.shape[0] if v.ndim else None for v in leaves}
+    if len(lengths) != 1 or None in lengths or reps in lengths:
+        return None
+    rows = lengths.pop()
+    return (
+        f"init: every leaf has a leading axis of length {rows}, but data has {reps} replicates: a batched init "
+        f"needs one row per replicate ({reps}); as one start for every replicate, it fails"
+    )
+
+
+def parameter_values(argument: str, tree, dtype):
+    """The leaves of a parameter pytree as ``dtype`` arrays (ValueError naming ``argument``
+    and the leaf where one is not real numbers, or when there is none)."""
+    flat, treedef = jax.tree_util.tree_flatten_with_path(tree)
+    if not flat:
+        raise ValueError(f"{argument} holds no values: give one for every parameter")
+    out = []
+    for path, value in flat:
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(f"{argument}{jax.tree_util.keystr(path)} must be real numbers, got dtype {arr.dtype}")
+        out.append(arr.astype(dtype))
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def check_like(argument: str, given, template, what: str) -> None:
+    """``given`` has the parameters of ``template`` (``what`` names its source), each of its
+    shape."""
+    want, have = _shapes(template), _shapes(given)
+    missing, extra = [k for k in want if k not in have], [k for k in have if k not in want]
+    if missing or extra:
+        parts = [f"no value for {', '.join(map(repr, missing))}"] if missing else []
+        parts += [f"{', '.join(map(repr, extra))} not among them"] if extra else []
+        raise ValueError(f"{argument}: {'; '.join(parts)} (the parameters of {what}: {', '.join(map(repr, want))})")
+    for name, shape in have.items():
+        if shape != want[name]:
+            raise ValueError(f"{argument}: {name!r} has shape {shape}, but in {what} it has shape {want[name]}")
+    if jax.tree_util.tree_structure(given) != jax.tree_util.tree_structure(template):
+        raise ValueError(f"{argument} must have the structure of the parameters of {what}")
+
+
+def _shapes(tree) -> dict:
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {_leaf_name(path): np.shape(v) for path, v in flat}
+
+
+def _leaf_name(path) -> str:
+    return leaf_label(path) if path else "params"
+
+
+def check_simulate(simulate, truth, n: int) -> None:
+    """``simulate(key, truth, n)`` runs at ``truth`` and returns ``n`` observations (every
+    leaf with an axis has a leading one of length ``n``); traced by ``jax.eval_shape``,
+    nothing is compiled. ValueError naming ``truth`` or ``simulate`` otherwise."""
+    out = _simulated_shape(simulate, truth, n)
+    shapes = {jax.tree_util.keystr(p): v.shape for p, v in jax.tree_util.tree_flatten_with_path(out)[0]}
+    if not any(shapes.values()) or any(s and s[0] != n for s in shapes.values()):
+        got = ", ".join(f"data{k} {s}" for k, s in shapes.items()) or "no arrays"
+        raise ValueError(f"simulate must return n = {n} observations (a leading axis of length {n}), got {got}")
+
+
+def _simulated_shape(simulate, truth, n: int):
+    run = lambda t: jax.eval_shape(lambda key, p: simulate(key, p, n), jax.random.key(0), t)  # noqa: E731
+    try:
+        return run(truth)
+    except KeyError as err:
+        name = err.args[0] if err.args else None
+        if isinstance(truth, dict) and name not in truth:
+            given = ", ".join(map(str, truth))
+            raise ValueError(
+                f"truth: no value for the parameter {name!r}, which simulate needs (truth gives {given})"
+            ) from None
+        raise ValueError(f"simulate failed at truth: KeyError: {err}") from err
+    except Exception as err:
+        label = _scalar_in_place(run, truth)
+        if label is not None:
+            shape = _shapes(truth)[label]
+            raise ValueError(
+                f"truth: {label!r} has shape {shape}, but simulate takes a scalar there ({type(err).__name__}: {err})"
+            ) from err
+        raise ValueError(f"simulate failed at truth: {type(err).__name__}: {err}") from err
+
+
+def _scalar_in_place(run, truth) -> str | None:
+    """The label of the first array leaf of ``truth`` that, replaced by a scalar, lets
+    ``run(truth)`` succeed (None if there is none)."""
+    flat, treedef = jax.tree_util.tree_flatten_with_path(truth)
+    for i, (path, value) in enumerate(flat):
+        if np.ndim(value) == 0:
+            continue
+        trial = [np.ravel(v)[0] if j == i else v for j, (_, v) in enumerate(flat)]
+        try:
+            run(jax.tree_util.tree_unflatten(treedef, trial))
+        except Exception:
+            continue
+        return _leaf_name(path)
+    return None

@@ -98,7 +98,7 @@ def fit_gauss(**kw):
     "kwargs, match",
     [
         (dict(data=np.array([1.0, np.nan])), r"data contains 1 NaN"),
-        (dict(data={"x": np.array([1.0, np.inf])}), r"data\['x'\] contains 1 NaN or infinite"),
+        (dict(data=np.array([1.0, np.inf])), r"data: infinite values in data \(1\), and loglik is not finite"),
         (dict(init={"mu": 0.0, "sigma": -1.0}), r"init: 'sigma' must be > 0"),
         (dict(constraints={"sigam": jm.positive}), r"constraints: \['sigam'\] are not parameters"),
         (dict(prior={"nu": jm.priors.Normal()}), r"prior: \['nu'\] are not parameters"),

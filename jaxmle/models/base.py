@@ -86,11 +86,20 @@ def resolve(loglik, init, data, constraints):
     if not isinstance(loglik, Model):
         return loglik, init, data, constraints
     model = loglik
-    if data is None:
+    read_as_data = data is None and init is not None
+    if read_as_data:
         data, init = init, None
     if data is None:
         raise ValueError(f"data: {model.name} needs data, got None")
-    model.check_data(data)
+    try:
+        model.check_data(data)
+    except ValueError as err:
+        if read_as_data and isinstance(data, dict):
+            raise ValueError(
+                f"data: none was given, so the second argument was read as the data, and it is not data ({err}); "
+                f"to give starting values, call jm.fit({model.name}, init, data)"
+            ) from None
+        raise
     if init is None:
         init = model.init(data)
     merged = dict(model.constraints)
