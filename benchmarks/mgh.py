@@ -33,7 +33,6 @@ import jaxmle as jm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from mgh_problems import PROBLEMS  # noqa: E402
-from trust_region_plug import trust_region_for_newton  # noqa: E402
 
 #: (MGH number, n) -> (nfev, njev) of MINPACK's lmder1 from the standard start (see above)
 MINPACK_LMDER = {
@@ -54,18 +53,17 @@ MINPACK_LMDER = {
 }
 
 
-def fit(problem, max_iter):
+def fit(problem, max_iter, method):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", jm.FitWarning)
-        res = jm.fit(problem.loglik, {"x": np.array(problem.x0, float)}, max_iter=max_iter)
+        res = jm.fit(problem.loglik, {"x": np.array(problem.x0, float)}, max_iter=max_iter, method=method)
     return -2.0 * res.loglik + 0.0, res.n_iter, res.status.name  # + 0.0: no -0
 
 
 def rows(max_iter):
     for p in PROBLEMS:
-        with trust_region_for_newton():
-            tr = fit(p, max_iter)
-        ls = fit(p, max_iter)
+        tr = fit(p, max_iter, "trust-region")
+        ls = fit(p, max_iter, "newton")
         minpack = MINPACK_LMDER.get((p.number, p.n))
         yield p, tr, ls, minpack
 

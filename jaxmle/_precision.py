@@ -11,10 +11,12 @@ fit, which crashes ("expected f32[500,3] but got f64[500,3]"); the reverse order
 float32 copy into a float64 fit. A cache entry lives only as long as its converted value,
 and what keeps those values alive is JAX's tracing caches (traced programs hold their
 constants); compiled executables do not. So the outermost float64 context clears JAX's
-tracing caches on entry and on exit: neither side ever sees the other's conversions.
+tracing caches on exit when the user's code (log-likelihood, prior, simulator) ran inside
+it (``user_code_ran``), and on entry when anything was traced outside it since the last
+clearing (the caller's float32 programs): neither side ever sees the other's conversions.
 Compiled executables stay cached, so a repeated fit with same-shaped data neither
-retraces nor recompiles. Nothing is cleared when x64 is already enabled globally (then
-every conversion is float64 anyway).
+retraces nor recompiles nor clears anything. Nothing is cleared when x64 is already
+enabled globally (then every conversion is float64 anyway).
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ import numpy as np
 
 _depth = 0
 _lock = threading.Lock()
-#: whether JAX traced anything since the caches were last cleared (unknown at first)
-_traced = True
+#: whether JAX traced anything outside a float64 context since the caches were last
+#: cleared (unknown at first), and whether the user's code ran inside one
+_traced_outside = True
+_user_code_ran = False
 TRACE_EVENT = "/jax/core/compile/jaxpr_trace_duration"
 
 
@@ -54,27 +58,40 @@ def context(dtype):
 
 @contextlib.contextmanager
 def _outermost_guard():
-    """Clear JAX's tracing caches when the first float64 context (in any thread) opens
-    and when the last one closes, if anything was traced since they were last cleared."""
-    global _depth
+    """When the first float64 context (in any thread) opens, clear JAX's tracing caches if
+    the caller traced anything since they were last cleared; when the last one closes,
+    if the user's code ran inside."""
+    global _depth, _traced_outside, _user_code_ran
     with _lock:
         _depth += 1
         if _depth == 1:
             _listen_for_traces()
-            _clear_if_traced()
+            if _traced_outside:
+                clear_tracing_caches()
+            _traced_outside = _user_code_ran = False
     try:
         yield
     finally:
         with _lock:
             _depth -= 1
+            if _depth == 0 and _user_code_ran:
+                clear_tracing_caches()
             if _depth == 0:
-                _clear_if_traced()
+                _traced_outside = _user_code_ran = False
+
+
+def user_code_ran() -> None:
+    """Record that the user's function runs (is traced or called) now: inside a float64
+    context its NumPy constants are converted to float64, which the context's exit must
+    not leave behind."""
+    global _user_code_ran
+    _user_code_ran = True
 
 
 def _on_event(event: str, duration: float, **kwargs) -> None:
-    global _traced
-    if event == TRACE_EVENT:
-        _traced = True
+    global _traced_outside
+    if event == TRACE_EVENT and _depth == 0:
+        _traced_outside = True
 
 
 def _listen_for_traces() -> None:
@@ -84,13 +101,6 @@ def _listen_for_traces() -> None:
     listening = getattr(monitoring, "get_event_duration_listeners", lambda: monitoring._event_duration_secs_listeners)
     if _on_event not in listening():
         monitoring.register_event_duration_secs_listener(_on_event)
-
-
-def _clear_if_traced() -> None:
-    global _traced
-    if _traced:
-        _traced = False
-        clear_tracing_caches()
 
 
 def clear_tracing_caches() -> None:

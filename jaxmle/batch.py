@@ -30,11 +30,11 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from . import _precision
+from . import _precision, verdict
 from .batch_results import BatchFitResult
 from .checkpoint import Checkpoint, checkpoint_path
 from .fingerprint import run_fingerprint, tree_digest
-from .fit import Prepared, check_at_start, final_status, prepare, to_device
+from .fit import Prepared, check_at_start, float64_loglik, prepare, to_device
 from .inference import Inference
 from .models.base import Model
 from .problem import Problem, RawFit, batch_options, batched_solve, compiled_solve
@@ -231,7 +231,11 @@ def fit_chunk(prep: Prepared, source, index: np.ndarray, group: int) -> dict:
     padded = np.concatenate([index, np.full(lanes - len(index), index[0], dtype=index.dtype)])
     u0, data, invalid = source(padded)
     raw, inf = solve_two_pass(prep, u0, data, group)
-    status = np.where(invalid, int(Status.INVALID_DATA), final_status(raw.status, inf.positive_definite))
+    if prep.dtype == np.float32:
+        raw = raw._replace(**dict(zip(("loglik", "logpost"), float64_loglik(prep, raw.x, data, batched=True))))
+    solved = verdict.final_status(raw.status, inf, raw.logpost, prep.problem.verify_tol(prep.dtype))
+    status = np.where(invalid, int(Status.INVALID_DATA), solved)
+    inf = verdict.blank_off_interior(inf, status)
     bad = invalid[:, None]
     arrays = {
         "estimates": np.where(bad, np.nan, raw.x),

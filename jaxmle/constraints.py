@@ -71,6 +71,14 @@ class Constraint:
         t = (x - lo) / (hi - lo)
         return jnp.log(t) - jnp.log1p(-t)
 
+    def finite_ends(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Per unconstrained coordinate: whether u -> -inf, and whether u -> +inf, takes
+        the value to a finite limit (a boundary of the support)."""
+        size = self.free_size(shape)
+        bounded = not (math.isinf(self.lower) and math.isinf(self.upper))
+        both = math.isfinite(self.lower) and math.isfinite(self.upper)
+        return np.full(size, bounded), np.full(size, both)
+
     def violation(self, x: np.ndarray) -> str | None:
         """Why ``x`` is not strictly inside the support, or None when it is."""
         if not np.all(np.isfinite(x)):
@@ -100,6 +108,10 @@ class _Simplex(Constraint):
         logx = jnp.log(x)
         return logx[:-1] - logx[-1]
 
+    def finite_ends(self, shape):
+        size = self.free_size(shape)  # a log-ratio at either end sends a probability to 0 or 1
+        return np.ones(size, bool), np.ones(size, bool)
+
     def violation(self, x):
         x = np.asarray(x)
         if x.ndim != 1 or x.shape[0] < 2:
@@ -124,6 +136,11 @@ class _Ordered(Constraint):
 
     def inverse(self, x):
         return jnp.concatenate([x[:1], jnp.log(jnp.diff(x))])
+
+    def finite_ends(self, shape):
+        lower = np.ones(self.free_size(shape), bool)  # log-increments -> -inf: ties
+        lower[:1] = False
+        return lower, np.zeros_like(lower)
 
     def violation(self, x):
         x = np.asarray(x)

@@ -61,6 +61,7 @@ def program_digest(name: str, fn, *args) -> str:
     not their values): its jaxpr text and the bytes of its constants and literals, in every
     nested program. Raises ValueError naming ``name`` if it calls back into Python (debug
     printing aside), whose effect on the results no digest can see."""
+    _precision.user_code_ran()
     closed = jax.make_jaxpr(fn)(*args)
     h = hashlib.blake2b(_ADDRESS.sub("", str(closed.jaxpr)).encode(), digest_size=16)
     callbacks = set()

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _precision, covariance, models, validation
+from . import _precision, covariance, models, multistart, validation, verdict
 from .inference import Inference, observed_inference
 from .parameters import ParameterSpace
 from .problem import (
@@ -17,6 +17,7 @@ from .problem import (
     Problem,
     RawFit,
     compiled_loglik,
+    compiled_loglik64,
     compiled_solve,
     has_l1,
     resolve_method,
@@ -93,11 +94,12 @@ def check_at_start(prep: Prepared, data_one, finite: bool = True) -> int | None:
     problem, space = prep.problem, prep.problem.space
     with _precision.context(prep.dtype):
         free = space.u_to_x_leaves(jnp.asarray(prep.u0, prep.dtype))
-        validation.loglik_output(compiled_loglik(problem), free, prep.fixed_leaves, data_one)
+        low_precision = check_traced_loglik(problem, free, prep, data_one)
         try:
             terms = compiled_loglik(problem)(free, prep.fixed_leaves, data_one)
         except Exception as err:  # the user's function failed: name it
             raise ValueError(f"loglik failed at the starting values: {type(err).__name__}: {err}") from err
+        _precision.warn_low_precision_constants("loglik", low_precision)
         shape = jnp.shape(terms)
         values = np.asarray(terms)
         if finite and not np.all(np.isfinite(values)):
@@ -112,6 +114,27 @@ def check_at_start(prep: Prepared, data_one, finite: bool = True) -> int | None:
             raise ValueError(f"nobs={prep.nobs} but loglik returned {shape[0]} per-observation terms")
         return int(shape[0])
     return prep.nobs
+
+
+def check_traced_loglik(problem: Problem, free, prep: Prepared, data_one) -> list[tuple[int, ...]]:
+    """Check what ``loglik`` returns (``validation.loglik_output``) and find the shapes of
+    the constants narrower than the fit's precision that it captures: traced once per
+    problem and argument shapes (tracing on every fit would defeat the compile cache,
+    since tracing caches do not outlive a float64 scope, see ``_precision``)."""
+    args = (free, prep.fixed_leaves, data_one)
+    leaves, tree = jax.tree_util.tree_flatten(args)
+    key = (problem, prep.dtype, tree, tuple((np.shape(a), np.dtype(jnp.result_type(a)).str) for a in leaves))
+    if key not in _CAPTURED:
+        validation.loglik_output(compiled_loglik(problem), *args)
+        jaxpr = compiled_loglik(problem).trace(*args).jaxpr
+        if len(_CAPTURED) >= 128:
+            _CAPTURED.pop(next(iter(_CAPTURED)))
+        _CAPTURED[key] = _precision.low_precision_constants(jaxpr, prep.dtype)
+    return _CAPTURED[key]
+
+
+#: per (problem, precision, argument shapes): the low-precision constants found
+_CAPTURED: dict = {}
 
 
 def fit(
@@ -129,6 +152,8 @@ def fit(
     dtype=None,
     throw=False,
     cov_type="observed",
+    starts=None,
+    seed=0,
 ) -> FitResult:
     """Maximize ``sum(loglik(params, data)) + log_prior(params)`` over ``params``.
 
@@ -144,6 +169,13 @@ def fit(
     observed information), ``"robust"`` (Huber–White sandwich), ``"opg"`` (outer product
     of per-observation scores) or ``"expected"`` (inverse Fisher information of a built-in
     model); see ``jaxmle.covariance``.
+
+    ``starts=K`` (with ``seed``) or a pytree of starting points with a leading axis: every
+    start in one vmapped solve, the best verified maximum refitted and returned, and the
+    distinct local maxima found in ``result.optima`` (see ``jaxmle.multistart``).
+
+    ``converged`` is true only at a verified local maximum: the gradient test holds and the
+    observed information is positive definite, whatever the solver (see ``jaxmle.verdict``).
     """
     model = loglik if isinstance(loglik, models.Model) else None
     prep = prepare(
@@ -161,11 +193,17 @@ def fit(
     )
     covariance.check(cov_type, prep, model)
     nobs = check_at_start(prep, prep.data)
+    if starts is not None:
+        options = dict(constraints=constraints, prior=prior, fixed=fixed, method=method, nobs=nobs, tol=tol)
+        options.update(max_iter=max_iter, dtype=dtype)
+        return fit_from_starts(loglik, init, data, prep, starts, seed, options, throw=throw, cov_type=cov_type)
     with _precision.context(prep.dtype):
         quick = data_size(prep.data) <= QUICK_COMPILE_MAX_ELEMENTS
         solve = compiled_solve(prep.problem, quick=quick)
         raw = solve(jnp.asarray(prep.u0, prep.dtype), prep.fixed_leaves, prep.data)
         raw = jax.tree_util.tree_map(np.asarray, raw)
+    if prep.dtype == np.float32:
+        raw = raw._replace(**dict(zip(("loglik", "logpost"), float64_loglik(prep, raw.x, data))))
     result = to_result(raw, prep, nobs, cov_type=cov_type, model=model)
     if result.status != Status.CONVERGED:
         text = f"fit did not converge cleanly: {result.status.name}: {result.status.message}"
@@ -177,12 +215,38 @@ def fit(
     return result
 
 
+def float64_loglik(prep: Prepared, x, data, batched: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(loglik, logpost) of a float32 fit, evaluated once in float64 at its estimate ``x``
+    from the original data: a float32 sum of 10^6 terms is off by about 100 (each term
+    carries float32 rounding), enough to turn a likelihood-ratio test or an AIC around."""
+    with _precision.context(np.float64):
+        fixed = [jnp.asarray(v, np.float64) for v in prep.fixed_leaves]
+        values = compiled_loglik64(prep.problem, batched)(
+            jnp.asarray(x, np.float64), fixed, to_device(data, np.float64)
+        )
+        return tuple(np.asarray(v) for v in values)
+
+
+def fit_from_starts(loglik, init, data, prep: Prepared, starts, seed, options: dict, **final) -> FitResult:
+    """``fit`` from several starts (``jaxmle.multistart``): all of them as one batch over
+    the same data, then the best refitted singly, with the distinct maxima attached."""
+    from .batch import fit_batch
+
+    inits, k = multistart.start_inits(prep, init, starts, seed)
+    stacked = jax.tree_util.tree_map(lambda a: np.broadcast_to(np.asarray(a), (k,) + np.shape(a)), data)
+    batch = fit_batch(loglik, inits, stacked, batched_init=True, progress=False, **options)
+    best = batch[multistart.best_start(batch)].params
+    result = fit(loglik, best, data, **options, **final)
+    result.optima = multistart.distinct_optima(batch)
+    return result
+
+
 def to_result(raw: RawFit, prep: Prepared, nobs: int | None, cov_type: str = "observed", model=None) -> FitResult:
     """The host-side FitResult from one (unbatched) RawFit."""
     space = prep.problem.space
-    inf = observed_inference(raw.information_z, raw.jacobian, raw.at_kink_z)
-    status = final_status(raw.status, inf.positive_definite)
-    status = Status(int(status))
+    inf = observed_inference(raw.information_z, raw.jacobian, raw.at_kink_z, grad_z=raw.grad_z)
+    status = Status(int(verdict.final_status(raw.status, inf, raw.logpost, prep.problem.verify_tol(prep.dtype))))
+    inf = verdict.blank_off_interior(inf, status)
     fixed_np = [np.asarray(v) for v in prep.fixed_leaves]
     params = space.assemble([np.asarray(v) for v in space.x_flat_to_leaves(raw.x)], fixed_np)
     expected = covariance.expected_information(model, params, prep.data, nobs, space, prep.dtype)
@@ -207,7 +271,7 @@ def to_result(raw: RawFit, prep: Prepared, nobs: int | None, cov_type: str = "ob
         positive_definite=bool(inf.positive_definite),
         condition_number=float(inf.condition_number),
         has_prior=prep.problem.has_prior,
-        notes=diagnostic_notes(space.names, inf),
+        notes=verdict.status_notes(status, space, raw.u, raw.grad_z) + diagnostic_notes(space.names, inf),
         cov_type=cov_type,
         expected_information=expected,
         _space=space,
@@ -215,16 +279,6 @@ def to_result(raw: RawFit, prep: Prepared, nobs: int | None, cov_type: str = "ob
         _x=raw.x,
         _prep=prep,
         _u=np.asarray(raw.u),
-    )
-
-
-def final_status(solver_status, positive_definite):
-    """A converged solve whose information is not positive definite gets INFORMATION_NOT_PD."""
-    solver_status = np.asarray(solver_status)
-    return np.where(
-        (solver_status == Status.CONVERGED) & ~np.asarray(positive_definite),
-        int(Status.INFORMATION_NOT_PD),
-        solver_status,
     )
 
 

@@ -42,14 +42,17 @@ class Inference(NamedTuple):
     at_kink: np.ndarray  # (..., k) bool: held at the centre of a Laplace prior
     finite: np.ndarray | bool = True  # (...,) the information has no NaN or inf entries
     indefinite: np.ndarray | bool = False  # (...,) a clearly negative eigenvalue: not a maximum
+    decrement: np.ndarray | float = np.nan  # (...,) g' I^-1 g off null directions and kinks
 
 
-def observed_inference(information_z, jacobian, at_kink_z, xp=np) -> Inference:
+def observed_inference(information_z, jacobian, at_kink_z, xp=np, grad_z=None) -> Inference:
     """Covariance and diagnostics from the information in z (``(..., m, m)``).
 
     ``jacobian`` is ∂x/∂z, ``(k, m)`` or batched, or None for the identity. ``xp`` is the
     array namespace: NumPy (in float64), or ``jax.numpy`` inside a traced program (in the
-    information's own precision)."""
+    information's own precision). With ``grad_z`` (the log-posterior's gradient in z) the
+    Newton decrement g' I⁻¹ g is returned too: twice the gain a Newton step predicts, the
+    scale-free test of a stationary point."""
     info = xp.asarray(information_z, dtype=np.float64 if xp is np else None)
     kink = xp.asarray(at_kink_z, dtype=bool)
     m = info.shape[-1]
@@ -89,8 +92,22 @@ def observed_inference(information_z, jacobian, at_kink_z, xp=np) -> Inference:
     condition = xp.where(finite, condition, xp.nan)
     null_direction = xp.where(finite[..., None], null_direction, xp.nan)
     indefinite = finite & (w_min < -SINGULAR_TOL * w_max)
+    decrement = xp.nan
+    if grad_z is not None:
+        g = xp.where(kink, 0.0, xp.asarray(grad_z, dtype=info.dtype)) * scale
+        along = (xp.swapaxes(V, -1, -2) @ g[..., None])[..., 0]
+        decrement = xp.where(finite, xp.sum(along * along * xp.abs(inv_w), axis=-1), xp.nan)
     return Inference(
-        information, cov, se, positive_definite, condition, null_direction, touched(J, kink, xp), finite, indefinite
+        information,
+        cov,
+        se,
+        positive_definite,
+        condition,
+        null_direction,
+        touched(J, kink, xp),
+        finite,
+        indefinite,
+        decrement,
     )
 
 

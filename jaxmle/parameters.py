@@ -68,6 +68,24 @@ class ParameterSpace:
         """Number of free elements in the user's parameterization."""
         return sum(leaf.size for leaf in self.free)
 
+    def finite_ends(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per unconstrained coordinate u: whether u -> -inf / u -> +inf reaches a finite
+        limit of its constraint (see ``Constraint.finite_ends``)."""
+        lower, upper = zip(*[leaf.constraint.finite_ends(leaf.shape) for leaf in self.free])
+        return np.concatenate(lower), np.concatenate(upper)
+
+    def coordinate_names(self) -> list[str]:
+        """A label per unconstrained (and inference) coordinate: the element's name where
+        the constraint keeps the dimension, else the leaf's label with the coordinate's
+        index (a simplex's log-ratios)."""
+        names = []
+        for leaf in self.free:
+            if leaf.constraint.same_dimension:
+                names += leaf.element_names()
+            else:
+                names += [f"{leaf.label}[{i}]" for i in range(leaf.free_size)]
+        return names
+
     # --- splitting flat vectors into per-leaf pieces -------------------------------
     def _split(self, vec, sizes):
         out, start = [], 0

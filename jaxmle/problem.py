@@ -18,12 +18,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import solvers
+from . import _precision, solvers
 from .inference import Inference, observed_inference
 from .parameters import ParameterSpace
 from .priors import Laplace
 from .short_sums import short_sums_on_cpu
 from .solvers.derivatives import value_grad_hessian
+from .status import Status
 
 MAX_ITER = {"newton": 100, "lbfgs": 2000, "optax": 20000}
 #: float64 defaults: Newton's is on the decrement (a squared, objective-scale quantity),
@@ -40,6 +41,16 @@ def default_tol(kind: str, dtype) -> float:
 
 #: "auto" uses Newton up to this many free coordinates, L-BFGS above
 AUTO_NEWTON_MAX = 200
+#: Newton iterations that verify (and finish) a first-order solver's result
+VERIFY_MAX_ITER = 20
+#: solver statuses that a non-finite gradient at the end does not override
+SOLVER_FAILURES_KEPT = (
+    Status.NONFINITE_START,
+    Status.NONFINITE,
+    Status.INVALID_DATA,
+    Status.AT_BOUNDARY,
+    Status.NO_FINITE_MAXIMUM,
+)
 
 
 class RawFit(NamedTuple):
@@ -52,6 +63,7 @@ class RawFit(NamedTuple):
     n_iter: jax.Array
     status: jax.Array  # the solver's Status code
     grad_norm: jax.Array  # max |∂ logpost / ∂z| off L1 kinks
+    grad_z: jax.Array  # ∂ logpost / ∂z (the L1 terms' slopes included off their kinks)
     information_z: jax.Array  # -∇² smooth logpost in z coordinates
     jacobian: jax.Array | None  # ∂x/∂z, None when it is the identity
     at_kink_z: jax.Array
@@ -67,14 +79,15 @@ def resolve_method(method, m: int, has_l1: bool) -> tuple[str, Hashable]:
     if isinstance(method, optax.GradientTransformation):
         key = ("optax", method)
         name = "optax"
-    elif method in ("auto", "newton", "lbfgs", "adam"):
+    elif method in ("auto", "newton", "trust-region", "lbfgs", "adam"):
         if method == "auto":
             method = "newton" if m <= AUTO_NEWTON_MAX else "lbfgs"
-        key = (method, None)
+        key = ("newton", "trust-region") if method == "trust-region" else (method, None)
         name = method
     else:
         raise ValueError(
-            f"method must be 'auto', 'newton', 'lbfgs', 'adam' or an optax.GradientTransformation, got {method!r}"
+            "method must be 'auto', 'newton', 'trust-region', 'lbfgs', 'adam' or an optax.GradientTransformation, "
+            f"got {method!r}"
         )
     if has_l1 and key[0] != "newton":
         raise ValueError(
@@ -101,6 +114,7 @@ class Problem:
         return self.space.assemble(free_leaves, fixed_leaves)
 
     def loglik_terms(self, free_leaves, fixed_leaves, data):
+        _precision.user_code_ran()
         return self.loglik(self.params(free_leaves, fixed_leaves), data)
 
     def log_prior_value(self, free_leaves, fixed_leaves, smooth: bool):
@@ -111,6 +125,7 @@ class Problem:
             if prior is not None:
                 total = total + (prior.log_prob_smooth(value) if smooth else prior.log_prob(value))
         if self.log_prior is not None:
+            _precision.user_code_ran()
             total = total + self.log_prior(self.params(free_leaves, fixed_leaves))
         return total
 
@@ -141,6 +156,8 @@ class Problem:
         if kind == "newton":
             if self.has_l1:
                 return solvers.proximal_newton(smooth, l1_weight, l1_centre, tol)
+            if transform == "trust-region":
+                return solvers.trust_region_newton(smooth, tol)
             return solvers.newton(smooth, tol)
         if kind == "lbfgs":
             return solvers.lbfgs(smooth, tol)
@@ -152,9 +169,26 @@ class Problem:
         """Whether a Laplace (L1) prior makes the objective non-smooth."""
         return has_l1(self.priors)
 
+    def verify_tol(self, dtype) -> float:
+        """The verdict's decrement tolerance (``verdict.verify_tol``) for this problem."""
+        from .verdict import verify_tol
+
+        return verify_tol(dtype, self.tol if self.solver[0] == "newton" else None)
+
     def default_max_iter(self) -> int:
         kind = self.solver[0]
         return self.max_iter or MAX_ITER["optax" if kind in ("adam", "optax") else kind]
+
+    def verify_with_newton(self, result, smooth, total, ends) -> solvers.SolverResult:
+        """Continue a first-order solver's result with Newton for at most
+        ``VERIFY_MAX_ITER`` iterations: near a maximum that takes one or two steps (and
+        polishes the last digits); elsewhere Newton's own tests name what was reached (a
+        run-off, a boundary), so the verdict does not depend on the solver."""
+        newton = solvers.run(
+            solvers.newton(smooth, default_tol("newton", result.u.dtype)), total, result.u, VERIFY_MAX_ITER, ends
+        )
+        status = jnp.where(result.status == Status.NONFINITE_START, result.status, newton.status)
+        return solvers.SolverResult(newton.u, newton.f, result.n_iter + newton.n_iter, status)
 
     def solve(self, u0, fixed_leaves, data, max_iter=None) -> RawFit:
         """One fit from ``u0``; ``max_iter`` (may be traced) overrides the problem's cap."""
@@ -169,12 +203,16 @@ class Problem:
         def total(u):
             return smooth(u) + jnp.sum(l1_weight * jnp.abs(u - l1_centre))
 
+        ends = solvers.Ends(*space.finite_ends())
         result = solvers.run(
             self.strategy(smooth, total, l1_weight, l1_centre, u0.dtype),
             total,
             u0,
             self.default_max_iter() if max_iter is None else max_iter,
+            ends,
         )
+        if self.solver[0] != "newton":
+            result = self.verify_with_newton(result, smooth, total, ends)
 
         x_leaves = space.u_to_x_leaves(result.u)
         z = space.x_leaves_to_z(x_leaves)
@@ -191,6 +229,11 @@ class Problem:
             jacobian = jax.jacobian(lambda z: space.flat_x(space.z_to_x_leaves(z)))(z)
         grad = grad - l1_weight * jnp.sign(result.u - l1_centre)
         grad_norm = jnp.max(jnp.where(at_kink_z, 0.0, jnp.abs(grad)), initial=0.0)
+        status = jnp.where(
+            ~jnp.all(jnp.isfinite(grad)) & ~jnp.isin(result.status, jnp.asarray(SOLVER_FAILURES_KEPT)),
+            Status.NONFINITE_GRADIENT,
+            result.status,
+        ).astype(jnp.int32)
         if self.has_prior:
             loglik = jnp.sum(self.loglik_terms(x_leaves, fixed_leaves, data))
             logpost = loglik + self.log_prior_value(x_leaves, fixed_leaves, smooth=False)
@@ -202,8 +245,9 @@ class Problem:
             loglik=loglik,
             logpost=logpost,
             n_iter=result.n_iter,
-            status=result.status,
+            status=status,
             grad_norm=grad_norm,
+            grad_z=grad,
             information_z=-hessian,
             jacobian=jacobian,
             at_kink_z=at_kink_z,
@@ -250,7 +294,7 @@ def batched_solve(problem: Problem) -> Callable[..., tuple[RawFit, Inference]]:
 
     def solve_and_infer(u0, fixed_leaves, data, max_iter):
         raw = solve(u0, fixed_leaves, data, max_iter)
-        return raw, observed_inference(raw.information_z, raw.jacobian, raw.at_kink_z, xp=jnp)
+        return raw, observed_inference(raw.information_z, raw.jacobian, raw.at_kink_z, xp=jnp, grad_z=raw.grad_z)
 
     return short_sums_on_cpu(solve_and_infer)
 
@@ -281,3 +325,17 @@ def batch_options() -> dict | None:
 def compiled_loglik(problem: Problem) -> Callable[..., Any]:
     """The jitted log-likelihood terms at given free leaves (for checks at the start)."""
     return jax.jit(problem.loglik_terms, compiler_options=quick_options())
+
+
+@functools.lru_cache(maxsize=128)
+def compiled_loglik64(problem: Problem, batched: bool) -> Callable[..., Any]:
+    """(log-likelihood, log-posterior) at the user's flat values ``x``, jitted; with
+    ``batched``, vmapped over a leading replicate axis of ``x`` and ``data``. Called in
+    float64, this is how a float32 fit's ``loglik`` is reported (see ``float64_loglik``)."""
+
+    def values(x, fixed_leaves, data):
+        leaves = problem.space.x_flat_to_leaves(x)
+        loglik = jnp.sum(problem.loglik_terms(leaves, fixed_leaves, data))
+        return loglik, loglik + problem.log_prior_value(leaves, fixed_leaves, smooth=False)
+
+    return jax.jit(jax.vmap(values, in_axes=(0, None, 0)) if batched else values)

@@ -80,6 +80,8 @@ class FitResult:
     _x: np.ndarray | None = field(default=None, repr=False)
     _prep: Any = field(default=None, repr=False)  # the validated problem and data, for profiling
     _u: np.ndarray | None = field(default=None, repr=False)  # the optimum in unconstrained coordinates
+    #: with ``fit(..., starts=)``: the distinct local maxima found (``multistart.Optimum``), best first
+    optima: list = field(default_factory=list)
 
     # --- information criteria -------------------------------------------------------
     @property
@@ -182,6 +184,9 @@ class FitResult:
             lines.append(f"covariance: {self.cov_type}")
         if self.status != Status.CONVERGED:
             lines.append(f"warning: {self.status.message}")
+        if len(self.optima) > 1:
+            found = ", ".join(f"{o.loglik:.6g} ({o.count})" for o in self.optima)
+            lines.append(f"local maxima: {len(self.optima)} distinct, loglik (starts) {found}; the best is shown")
         return lines + [f"note: {n}" for n in self.notes]
 
     def summary(self, level: float = 0.95) -> str:

@@ -8,7 +8,9 @@ import numpy as np
 
 
 class Status(enum.IntEnum):
-    """Why a fit stopped. ``CONVERGED`` is the only fully successful outcome."""
+    """Why a fit stopped. ``CONVERGED`` is the only successful outcome: the point returned is
+    a verified local maximum (the gradient test holds and the observed information is
+    positive definite), whichever solver got there."""
 
     CONVERGED = 0
     MAX_ITER = 1
@@ -18,6 +20,10 @@ class Status(enum.IntEnum):
     INFORMATION_NOT_PD = 5
     NONFINITE_START = 6
     INVALID_DATA = 7
+    SADDLE_POINT = 8
+    AT_BOUNDARY = 9
+    NONFINITE_GRADIENT = 10
+    NOT_STATIONARY = 11
 
     @property
     def message(self) -> str:
@@ -37,19 +43,24 @@ _MESSAGES = {
     ),
     Status.NONFINITE: "the objective or its gradient became NaN or infinite during the fit",
     Status.INFORMATION_NOT_PD: (
-        "converged, but the observed information is not positive definite: some parameters "
-        "are not identified and their SEs are NaN"
+        "a flat ridge: the maximum is attained, but the observed information is singular, so a "
+        "combination of parameters is not identified (its SEs are NaN)"
     ),
     Status.NONFINITE_START: "the log-likelihood is not finite at the starting values",
-    Status.INVALID_DATA: "the data of this fit contain NaN or infinite values",
+    Status.INVALID_DATA: "the data of this fit contain NaN values, or values a built-in model refuses",
+    Status.SADDLE_POINT: (
+        "a saddle point, not a maximum: the log-density still curves upward along some direction "
+        "(try other starting values, or starts=K)"
+    ),
+    Status.AT_BOUNDARY: (
+        "the supremum lies on the boundary of a constraint: the estimate is at the limit of its "
+        "support, so it is not an interior maximum and has no Wald interval"
+    ),
+    Status.NONFINITE_GRADIENT: "the gradient of the log-density is NaN or infinite at the returned point",
+    Status.NOT_STATIONARY: "the solver stopped, but the gradient test does not hold at the returned point",
 }
 
 
-#: statuses whose optimizer converged (the second with an information that is not
-#: positive definite: estimates without SEs for the unidentified parameters)
-CONVERGED_STATUSES = (Status.CONVERGED, Status.INFORMATION_NOT_PD)
-
-
 def converged(status) -> np.ndarray:
-    """Whether each status code is one of ``CONVERGED_STATUSES`` (element-wise)."""
-    return np.isin(np.asarray(status), CONVERGED_STATUSES)
+    """Whether each status code is ``CONVERGED``, a verified local maximum (element-wise)."""
+    return np.asarray(status) == Status.CONVERGED

@@ -36,7 +36,7 @@ def test_all_ones_bernoulli_runs_to_the_boundary():
         res = jm.fit(
             lambda p, d: stats.bernoulli.logpmf(d, p["p"]), {"p": 0.5}, np.ones(30), constraints={"p": jm.unit_interval}
         )
-    assert res.status == jm.Status.NO_FINITE_MAXIMUM and not res.converged
+    assert res.status == jm.Status.AT_BOUNDARY and not res.converged
     assert res.n_iter <= 10
 
 
@@ -50,7 +50,7 @@ def test_unbounded_likelihood_does_not_claim_success():
 
 
 def test_throw_raises_instead_of_warning():
-    with pytest.raises(jm.FitError, match="NO_FINITE_MAXIMUM"):
+    with pytest.raises(jm.FitError, match="AT_BOUNDARY"):
         jm.fit(
             lambda p, d: stats.bernoulli.logpmf(d, p["p"]),
             {"p": 0.5},

@@ -16,7 +16,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from mgh_problems import PROBLEMS
-from trust_region_plug import trust_region_for_newton
 
 import jaxmle as jm
 from jaxmle.solvers import driver
@@ -70,8 +69,7 @@ def mgh_params(names):
 
 @pytest.mark.parametrize("problem", mgh_params(DEFAULT_RUN))
 def test_mgh_trust_region_reaches_the_published_minimum_or_says_why_not(problem):
-    with trust_region_for_newton():
-        res = fit_quietly(problem)
+    res = fit_quietly(problem, method="trust-region")
     f = -2.0 * res.loglik
     if problem.name in TRUST_REGION_SHORT:
         assert not res.converged and res.status == Status.MAX_ITER, (res.status, f)
@@ -85,8 +83,7 @@ def test_mgh_trust_region_reaches_the_published_minimum_or_says_why_not(problem)
 @pytest.mark.parametrize("name", ["Powell badly scaled", "Meyer"])
 def test_mgh_crawling_problems_reach_their_minimum_with_more_iterations(name):
     problem = next(p for p in PROBLEMS if p.name == name)
-    with trust_region_for_newton():
-        res = fit_quietly(problem, max_iter=400)
+    res = fit_quietly(problem, method="trust-region", max_iter=400)
     assert res.converged and problem.reached(-2.0 * res.loglik) is not None
     assert_local_minimum(problem, res.params["x"])
 
@@ -103,8 +100,7 @@ def test_mgh_trust_region_beats_line_search_where_the_valley_is_curved():
     # Beale and Osborne 2: line-search Newton is still far from the minimum at 100 iterations
     for problem in (p for p in PROBLEMS if p.name in ("Beale", "Osborne 2")):
         line_search = fit_quietly(problem)
-        with trust_region_for_newton():
-            trust = fit_quietly(problem)
+        trust = fit_quietly(problem, method="trust-region")
         assert line_search.status == Status.MAX_ITER and problem.reached(-2.0 * line_search.loglik) is None
         assert trust.converged and trust.n_iter <= 20
 

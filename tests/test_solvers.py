@@ -82,7 +82,10 @@ def test_nearly_singular_quadratic_converges_in_a_few_newton_steps(eps):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", jm.FitWarning)
         res = jm.fit(lambda p, d: jm_norm(d["y"], d["X"] @ p["b"]), {"b": np.zeros(3)}, {"X": X, "y": y})
-    assert res.converged and res.n_iter <= 5
+    # at eps = 1e-6 the information is singular to working precision (condition ~1e12): the
+    # maximum is reached but verified as a flat ridge, which is not `converged`
+    assert res.status in (jm.Status.CONVERGED, jm.Status.INFORMATION_NOT_PD) and res.n_iter <= 5
+    assert res.converged == (res.status == jm.Status.CONVERGED)
     ols = np.linalg.lstsq(X, y, rcond=None)[0]
     # both solutions carry the forward error of an ill-conditioned solve, about cond * eps
     np.testing.assert_allclose(res.params["b"], ols, rtol=10 * res.condition_number * np.finfo(float).eps)

@@ -14,9 +14,20 @@ Run-off detection (no finite maximum): Newton near a finite optimum contracts it
 quadratically. Full steps that keep their direction and length while the parameters
 grow are the signature of an objective that improves without bound along a ray
 (separation, a boundary estimate). When that signature lasts three iterations the driver
-probes the objective far along the ray; a strictly better value there confirms it. The
-probe guards against a finite optimum that is merely far away (then the far point is
-worse).
+probes the objective along the ray at distances growing tenfold, up to 1000 times the
+current scale; it confirms a run-off only when the objective improves at the first probe
+and never gets worse from one probe to the next, and then returns the farthest probe. A
+finite optimum that is merely far away (a scale of 5e4 approached from 1) shows as a
+probe that is worse than the one before it, and the solver carries on towards it.
+
+Boundaries: a coordinate whose constraint has a finite limit at one end of the real line
+(``Ends``: ``u -> -inf`` is ``sigma -> 0``, ``u -> +inf`` is ``p -> 1``) and that lies
+beyond ``BOUNDARY_U`` towards that end is probed ``BOUNDARY_STEPS`` further out. When the
+objective is no worse there, the supremum lies on the boundary (AT_BOUNDARY), or, when
+the gain does not shrink from one probe to the next, the likelihood grows without bound
+towards it (NO_FINITE_MAXIMUM, as for sigma -> 0 in an exact fit). A run-off confirmed
+along a ray that only moves such coordinates towards their limits is classified the
+same way, from its own probes.
 """
 
 from __future__ import annotations
@@ -31,7 +42,18 @@ from jax import lax
 from ..status import Status
 
 RUNAWAY_ITERATIONS = 3
-PROBE_SCALES = (1.0, 100.0)
+PROBE_SCALES = (1.0, 10.0, 100.0, 1000.0)
+#: |u| beyond which a coordinate counts as near a finite limit (e^-15 ≈ 3e-7 of its scale)
+BOUNDARY_U = 15.0
+BOUNDARY_STEPS = (8.0, 16.0)
+
+
+class Ends(NamedTuple):
+    """Per unconstrained coordinate: whether u -> -inf (``lower``) and u -> +inf
+    (``upper``) lead to a finite limit of the constrained value."""
+
+    lower: Any
+    upper: Any
 
 
 class Step(NamedTuple):
@@ -67,8 +89,12 @@ class _State(NamedTuple):
     inner: Any
 
 
-def run(strategy: Strategy, objective: Callable, u0, max_iter: int) -> SolverResult:
-    """Minimize ``objective`` from ``u0`` with ``strategy``; never raises."""
+def run(strategy: Strategy, objective: Callable, u0, max_iter: int, ends: Ends | None = None) -> SolverResult:
+    """Minimize ``objective`` from ``u0`` with ``strategy``; never raises. ``ends`` (by
+    default: no finite limits) lets the driver recognize estimates on a boundary."""
+    if ends is None:
+        none = jnp.zeros(u0.shape, bool)
+        ends = Ends(none, none)
     f0, inner0 = strategy.init(u0)
     start_ok = jnp.isfinite(f0)
     state = _State(
@@ -91,17 +117,23 @@ def run(strategy: Strategy, objective: Callable, u0, max_iter: int) -> SolverRes
         finite = jnp.isfinite(r.f) & jnp.all(jnp.isfinite(r.u))
         steady = r.full_step & _steady(step, s.last_step, r.u, s.u)
         runaway = jnp.where(r.refreshed, s.runaway, jnp.where(steady, s.runaway + 1, 0))
-        ran_off = _probe_confirms(objective, r.u, step, r.f, runaway >= RUNAWAY_ITERATIONS)
+        ran_off, toward_limits, grows, far_u, far_f = _run_off(
+            objective, r.u, step, r.f, runaway >= RUNAWAY_ITERATIONS, ends
+        )
+        at_boundary, unbounded = _boundary(objective, r.u, r.f, ends, finite & ~ran_off & ~s.done)
+        no_maximum = (ran_off & (~toward_limits | grows)) | unbounded
+        boundary = (ran_off & toward_limits & ~grows) | (at_boundary & ~unbounded)
         status = jnp.select(
-            [~finite, ran_off, r.failed != Status.CONVERGED, r.converged],
-            [Status.NONFINITE, Status.NO_FINITE_MAXIMUM, r.failed, Status.CONVERGED],
+            [~finite, no_maximum, boundary, r.failed != Status.CONVERGED, r.converged],
+            [Status.NONFINITE, Status.NO_FINITE_MAXIMUM, Status.AT_BOUNDARY, r.failed, Status.CONVERGED],
             Status.MAX_ITER,
         ).astype(jnp.int32)
-        done = ~finite | ran_off | (r.failed != Status.CONVERGED) | r.converged
+        done = ~finite | no_maximum | boundary | (r.failed != Status.CONVERGED) | r.converged
         keep = ~finite  # leave the last finite point in place
+        u_new = jnp.where(keep, s.u, jnp.where(ran_off, far_u, r.u))  # a run-off ends at its farthest probe
         return _State(
-            u=jnp.where(keep, s.u, r.u),
-            f=jnp.where(keep, s.f, r.f),
+            u=u_new,
+            f=jnp.where(keep, s.f, jnp.where(ran_off, far_f, r.f)),
             it=s.it + jnp.where(r.refreshed, 0, 1),
             status=status,
             done=done,
@@ -120,22 +152,58 @@ def _steady(step, last_step, u_new, u_old):
     return (cos > 0.9) & (norm >= 0.5 * last) & (jnp.linalg.norm(u_new) > jnp.linalg.norm(u_old))
 
 
-def _probe_confirms(objective, u, step, f, active):
-    """True when ``active`` and the objective is strictly lower far along ``step`` from ``u``.
+def _run_off(objective, u, step, f, active, ends: Ends):
+    """(confirmed, toward_limits, grows, far_u, far_f) for a run-off along ``step`` from
+    ``u``; the last two are the farthest probe and the objective there.
+
+    Confirmed when ``active`` and the objective, probed far along the ray, is lower than
+    ``f`` at the first probe and never higher at a farther one (within round-off): it
+    improves all the way out, so there is no finite optimum on that ray.
+    ``toward_limits``: every coordinate the ray moves heads for a finite limit of its
+    constraint. ``grows``: the gain from the first to the second probe is not smaller
+    than the gain up to the first (the objective does not level off)."""
+    direction = step / jnp.maximum(jnp.linalg.norm(step), jnp.finfo(step.dtype).tiny)
+    distances = (1.0 + jnp.linalg.norm(u)) * jnp.asarray(PROBE_SCALES, u.dtype)
+    values = probe(objective, u, direction, distances, active)
+    roundoff = _roundoff(values)
+    improving = jnp.all(values[1:] <= values[:-1] + roundoff[:-1])
+    confirmed = active & jnp.all(jnp.isfinite(values)) & (values[0] < f) & improving
+    moves = jnp.abs(direction) > 0.1 * jnp.max(jnp.abs(direction), initial=0.0)
+    limited = ((direction < 0) & ends.lower) | ((direction > 0) & ends.upper)
+    toward_limits = jnp.all(~moves | limited)
+    grows = (values[0] - values[1]) >= 0.5 * (f - values[0])
+    return confirmed, toward_limits, grows, u + distances[-1] * direction, values[-1]
+
+
+def _boundary(objective, u, f, ends: Ends, active):
+    """(at_boundary, unbounded) for the coordinates of ``u`` beyond ``BOUNDARY_U`` towards
+    a finite limit: probed further out, the objective is no worse (the supremum is on the
+    boundary), and its gain does not shrink from one probe to the next (unbounded)."""
+    outward = jnp.where(ends.lower & (u <= -BOUNDARY_U), -1.0, jnp.where(ends.upper & (u >= BOUNDARY_U), 1.0, 0.0))
+    near = jnp.any(outward != 0)
+    direction = outward / jnp.maximum(jnp.linalg.norm(outward), 1.0)
+    values = probe(objective, u, direction, jnp.asarray(BOUNDARY_STEPS, u.dtype), active & near)
+    gain = f - values[0]
+    at_boundary = active & near & jnp.isfinite(values[0]) & (gain >= -_roundoff(f))
+    unbounded = at_boundary & (gain > _roundoff(f)) & (values[0] - values[1] >= 0.5 * gain)
+    return at_boundary, unbounded
+
+
+def _roundoff(f):
+    return 16 * jnp.finfo(f.dtype).eps * (1.0 + jnp.abs(f))
+
+
+def probe(objective, u, direction, distances, active):
+    """The objective at ``u + d * direction`` for each distance d (NaN where not active).
 
     The probes run in a loop whose trip count is zero for inactive fits, so under ``vmap``
     (where a ``cond`` would evaluate both branches for every fit) they cost nothing until
-    some fit shows the run-off signature."""
-    direction = step / jnp.maximum(jnp.linalg.norm(step), jnp.finfo(step.dtype).tiny)
-    reach = 1.0 + jnp.linalg.norm(u)
-    scales = jnp.asarray(PROBE_SCALES, u.dtype)
-    trips = jnp.where(active, len(PROBE_SCALES), 0)
+    some fit needs them."""
+    trips = jnp.where(active, distances.shape[0], 0)
 
-    def probe(carry):
+    def body(carry):
         i, values = carry
-        return i + 1, values.at[i].set(objective(u + scales[i] * reach * direction))
+        return i + 1, values.at[i].set(objective(u + distances[i] * direction))
 
-    _, values = lax.while_loop(lambda c: c[0] < trips, probe, (0, jnp.full(len(PROBE_SCALES), jnp.nan, u.dtype)))
-    near_lower = jnp.isfinite(values[0]) & (values[0] < f)
-    none_higher = jnp.all(jnp.where(jnp.isnan(values), True, values < f))
-    return active & near_lower & none_higher
+    init = (0, jnp.full(distances.shape, jnp.nan, u.dtype))
+    return lax.while_loop(lambda c: c[0] < trips, body, init)[1]
