@@ -12,11 +12,13 @@ float32 copy into a float64 fit. A cache entry lives only as long as its convert
 and what keeps those values alive is JAX's tracing caches (traced programs hold their
 constants); compiled executables do not. So the outermost float64 context clears JAX's
 tracing caches on exit when the user's code (log-likelihood, prior, simulator) ran inside
-it (``user_code_ran``), and on entry when anything was traced outside it since the last
-clearing (the caller's float32 programs): neither side ever sees the other's conversions.
-Compiled executables stay cached, so a repeated fit with same-shaped data neither
-retraces nor recompiles nor clears anything. Nothing is cleared when x64 is already
-enabled globally (then every conversion is float64 anyway).
+it (``user_code_ran``), unless its traced program is known to hold no NumPy constants.
+The reverse order (the caller's float32 program still holding its conversion of an array
+the log-likelihood captures) shows in the log-likelihood's traced program as a float32
+NumPy constant in a float64 fit; ``fit`` then clears the caches and traces again
+(``fit.check_traced_loglik``). Compiled executables stay cached, so a repeated fit with
+same-shaped data neither retraces nor recompiles nor clears anything. Nothing is cleared
+when x64 is already enabled globally (then every conversion is float64 anyway).
 """
 
 from __future__ import annotations
@@ -25,17 +27,15 @@ import contextlib
 import gc
 import threading
 import warnings
+import weakref
 
 import jax
 import numpy as np
 
 _depth = 0
 _lock = threading.Lock()
-#: whether JAX traced anything outside a float64 context since the caches were last
-#: cleared (unknown at first), and whether the user's code ran inside one
-_traced_outside = True
+#: whether the user's code ran inside the current outermost float64 context
 _user_code_ran = False
-TRACE_EVENT = "/jax/core/compile/jaxpr_trace_duration"
 
 
 def resolve(dtype) -> np.dtype:
@@ -58,49 +58,48 @@ def context(dtype):
 
 @contextlib.contextmanager
 def _outermost_guard():
-    """When the first float64 context (in any thread) opens, clear JAX's tracing caches if
-    the caller traced anything since they were last cleared; when the last one closes,
+    """When the last float64 context (in any thread) closes, clear JAX's tracing caches
     if the user's code ran inside."""
-    global _depth, _traced_outside, _user_code_ran
+    global _depth, _user_code_ran
     with _lock:
         _depth += 1
         if _depth == 1:
-            _listen_for_traces()
-            if _traced_outside:
-                clear_tracing_caches()
-            _traced_outside = _user_code_ran = False
+            _user_code_ran = False
     try:
         yield
     finally:
         with _lock:
             _depth -= 1
             if _depth == 0 and _user_code_ran:
+                _user_code_ran = False
                 clear_tracing_caches()
-            if _depth == 0:
-                _traced_outside = _user_code_ran = False
 
 
-def user_code_ran() -> None:
-    """Record that the user's function runs (is traced or called) now: inside a float64
-    context its NumPy constants are converted to float64, which the context's exit must
-    not leave behind."""
+def user_code_ran(fn=None) -> None:
+    """Record that the user's function ``fn`` runs (is traced or called) now: inside a
+    float64 context the NumPy arrays it closes over are converted to float64, which the
+    context's exit must not leave behind. Nothing to record for a function known to
+    close over none (``captures_no_numpy``)."""
     global _user_code_ran
+    try:
+        if fn is not None and fn in _NUMPY_FREE:
+            return
+    except TypeError:  # not weakly referenceable: assume it may capture arrays
+        pass
     _user_code_ran = True
 
 
-def _on_event(event: str, duration: float, **kwargs) -> None:
-    global _traced_outside
-    if event == TRACE_EVENT and _depth == 0:
-        _traced_outside = True
+def captures_no_numpy(fn) -> None:
+    """Remember that ``fn``'s traced program holds no NumPy constants (see
+    ``captured_constants``), so that running it needs no clearing."""
+    try:
+        _NUMPY_FREE.add(fn)
+    except TypeError:
+        pass
 
 
-def _listen_for_traces() -> None:
-    """Register ``_on_event`` once (again if the user cleared JAX's listeners)."""
-    from jax._src import monitoring
-
-    listening = getattr(monitoring, "get_event_duration_listeners", lambda: monitoring._event_duration_secs_listeners)
-    if _on_event not in listening():
-        monitoring.register_event_duration_secs_listener(_on_event)
+#: the user's functions whose traced programs hold no NumPy constants
+_NUMPY_FREE: weakref.WeakSet = weakref.WeakSet()
 
 
 def clear_tracing_caches() -> None:
@@ -133,27 +132,41 @@ def warn_low_precision_constants(name: str, shapes: list[tuple[int, ...]]) -> No
         )
 
 
-def low_precision_constants(closed_jaxpr, dtype) -> list[tuple[int, ...]]:
-    """The shapes of the floating constants narrower than ``dtype`` that a traced program
-    captured (arrays it closes over, in nested programs too): values made in float32
-    before a float64 fit, which would carry float32 rounding into it."""
-    width = np.dtype(dtype).itemsize
-    shapes, seen = [], set()
+def captured_constants(closed_jaxpr) -> list:
+    """The arrays a traced program captured: its constants and the non-scalar literals of
+    its equations, in nested programs too."""
+    found, seen = [], set()
 
     def visit(closed):
         if id(closed) in seen:
             return
         seen.add(id(closed))
-        for const in getattr(closed, "consts", ()):
-            kind = np.dtype(getattr(const, "dtype", np.float64))
-            if np.issubdtype(kind, np.floating) and kind.itemsize < width:
-                shapes.append(tuple(np.shape(const)))
+        found.extend(getattr(closed, "consts", ()))
         jaxpr = getattr(closed, "jaxpr", closed)
         for eqn in getattr(jaxpr, "eqns", ()):
+            found.extend(v.val for v in eqn.invars if np.ndim(getattr(v, "val", None)) > 0)
             for param in eqn.params.values():
                 for sub in param if isinstance(param, (list, tuple)) else (param,):
                     if hasattr(sub, "eqns") or hasattr(sub, "consts"):
                         visit(sub)
 
     visit(closed_jaxpr)
-    return shapes
+    return found
+
+
+def captures_numpy(constants) -> bool:
+    """Whether any captured constant came from a NumPy array (JAX keeps those as NumPy
+    arrays in the program, and caches their conversion by the array)."""
+    return any(isinstance(c, np.ndarray) for c in constants)
+
+
+def low_precision(constants, dtype) -> list:
+    """The captured floating constants narrower than ``dtype``: values made in float32
+    before a float64 fit, which would carry float32 rounding into it."""
+    width = np.dtype(dtype).itemsize
+    narrow = []
+    for const in constants:
+        kind = np.dtype(getattr(const, "dtype", np.float64))
+        if np.issubdtype(kind, np.floating) and kind.itemsize < width:
+            narrow.append(const)
+    return narrow

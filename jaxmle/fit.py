@@ -126,10 +126,18 @@ def check_traced_loglik(problem: Problem, free, prep: Prepared, data_one) -> lis
     key = (problem, prep.dtype, tree, tuple((np.shape(a), np.dtype(jnp.result_type(a)).str) for a in leaves))
     if key not in _CAPTURED:
         validation.loglik_output(compiled_loglik(problem), *args)
-        jaxpr = compiled_loglik(problem).trace(*args).jaxpr
+        constants = _precision.captured_constants(compiled_loglik(problem).trace(*args).jaxpr)
+        if prep.dtype == np.float64 and _precision.captures_numpy(_precision.low_precision(constants, prep.dtype)):
+            # the caller's float32 program holds JAX's conversion of an array loglik captures:
+            # drop every reference to that conversion, then trace again
+            del constants
+            _precision.clear_tracing_caches()
+            constants = _precision.captured_constants(compiled_loglik(problem).trace(*args).jaxpr)
+        if not _precision.captures_numpy(constants):
+            _precision.captures_no_numpy(problem.loglik)
         if len(_CAPTURED) >= 128:
             _CAPTURED.pop(next(iter(_CAPTURED)))
-        _CAPTURED[key] = _precision.low_precision_constants(jaxpr, prep.dtype)
+        _CAPTURED[key] = [tuple(np.shape(c)) for c in _precision.low_precision(constants, prep.dtype)]
     return _CAPTURED[key]
 
 

@@ -114,7 +114,7 @@ class Problem:
         return self.space.assemble(free_leaves, fixed_leaves)
 
     def loglik_terms(self, free_leaves, fixed_leaves, data):
-        _precision.user_code_ran()
+        _precision.user_code_ran(self.loglik)
         return self.loglik(self.params(free_leaves, fixed_leaves), data)
 
     def log_prior_value(self, free_leaves, fixed_leaves, smooth: bool):
@@ -125,7 +125,7 @@ class Problem:
             if prior is not None:
                 total = total + (prior.log_prob_smooth(value) if smooth else prior.log_prob(value))
         if self.log_prior is not None:
-            _precision.user_code_ran()
+            _precision.user_code_ran(self.log_prior)
             total = total + self.log_prior(self.params(free_leaves, fixed_leaves))
         return total
 
