@@ -30,7 +30,7 @@ from jaxmle.status import Status
 #: iteration never leaves, along which f decreases towards 0.2427 at infinity
 TRUST_REGION_SHORT = {"Powell badly scaled", "Meyer", "Biggs EXP6"}
 #: the published fast ones run by default; the others are marked slow (compile time)
-DEFAULT_RUN = {"Rosenbrock", "Beale", "Helical valley", "Bard", "Osborne 2"}
+DEFAULT_RUN = {"Rosenbrock", "Beale", "Bard"}
 
 
 @pytest.fixture(autouse=True)
@@ -97,8 +97,9 @@ def test_mgh_line_search_newton_never_converges_off_a_minimum(problem):
 
 
 def test_mgh_trust_region_beats_line_search_where_the_valley_is_curved():
-    # Beale and Osborne 2: line-search Newton is still far from the minimum at 100 iterations
-    for problem in (p for p in PROBLEMS if p.name in ("Beale", "Osborne 2")):
+    # Beale (and Osborne 2, in the slow run of the table above): line-search Newton is still
+    # far from the minimum at 100 iterations
+    for problem in (p for p in PROBLEMS if p.name == "Beale"):
         line_search = fit_quietly(problem)
         trust = fit_quietly(problem, method="trust-region")
         assert line_search.status == Status.MAX_ITER and problem.reached(-2.0 * line_search.loglik) is None

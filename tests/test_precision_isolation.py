@@ -33,7 +33,7 @@ FLOWS = {
         assert res.converged
     """,
     "jit_and_vmap_after_fit": """
-        res = jm.fit(loglik, {"beta": np.zeros(3)}, y)
+        res = jm.fit(loglik, {"beta": np.zeros(3)}, y, method="lbfgs")
         f = jax.jit(lambda b: jax.nn.sigmoid(X @ b))
         assert f(jnp.asarray(res.params["beta"])).dtype == jnp.float32
         g = jax.vmap(lambda b: X @ b)(jnp.ones((4, 3)))
