@@ -242,7 +242,11 @@ def fit_from_starts(loglik, init, data, prep: Prepared, starts, seed, options: d
 
     inits, k = multistart.start_inits(prep, init, starts, seed)
     stacked = jax.tree_util.tree_map(lambda a: np.broadcast_to(np.asarray(a), (k,) + np.shape(a)), data)
-    batch = fit_batch(loglik, inits, stacked, batched_init=True, progress=False, **options)
+    batched_loglik = loglik
+    if data is None:  # a batch needs a replicate axis: give it an unused one
+        stacked = np.zeros(k)
+        batched_loglik = lambda params, _: loglik(params, None)  # noqa: E731
+    batch = fit_batch(batched_loglik, inits, stacked, batched_init=True, progress=False, **options)
     best = batch[multistart.best_start(batch)].params
     result = fit(loglik, best, data, **options, **final)
     result.optima = multistart.distinct_optima(batch)

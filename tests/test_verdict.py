@@ -225,6 +225,10 @@ def test_explicit_starts_and_bad_starts():
     res = jm.fit(ll, {"mu": 0.0, "sigma": 1.0}, x, constraints={"sigma": jm.positive}, starts=starts)
     assert res.converged and len(res.optima) == 1 and res.optima[0].count == 3
     np.testing.assert_allclose(res.params["mu"], x.mean(), rtol=1e-12)
+    fixed = jm.fit(ll, {"mu": 0.0, "sigma": 2.0}, x, fixed={"sigma": 2.0}, starts=4)
+    assert fixed.converged and fixed.params["sigma"] == 2.0 and fixed.optima[0].count == 4
+    no_data = jm.fit(lambda p, d: -((p["a"] - 1.0) ** 2), {"a": 0.0}, starts=3)
+    assert no_data.converged and abs(no_data.params["a"] - 1.0) < 1e-12
     with pytest.raises(ValueError, match="starts"):
         jm.fit(ll, {"mu": 0.0, "sigma": 1.0}, x, constraints={"sigma": jm.positive}, starts=0)
     with pytest.raises(ValueError, match="starts"):
