@@ -14,19 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-
-
-def best_time(fn, repeat=3):
-    times, result = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), result
 
 
 def main(argv=None):
@@ -37,7 +27,7 @@ def main(argv=None):
     sys.path[:0] = [args.tree, str(Path(__file__).resolve().parent)]
     import jax.numpy as jnp
     from jax.scipy import stats
-    from run import gaussian_data, logistic_data, weibull_data
+    from run import best_of, gaussian_data, logistic_data, weibull_data
 
     import jaxmle as jm
 
@@ -45,7 +35,7 @@ def main(argv=None):
 
     def timed(name, count, call):
         call()
-        t, res = best_time(call)
+        t, res = best_of(call, 3)
         out[name] = [round(t / count * 1e6, 2), round(float(np.mean(res.n_iter)), 2), int(res.converged.sum())]
 
     def logistic(p, d):
