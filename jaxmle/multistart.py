@@ -64,13 +64,12 @@ def start_inits(prep, init, starts, seed) -> tuple[Any, int]:
 def batched_params_of_u(prep, u: np.ndarray):
     """The init pytree, with a leading axis, of unconstrained points ``u`` (K, m)."""
     from . import _precision
+    from .batch import batched_params
 
     space = prep.problem.space
     with _precision.context(prep.dtype):
-        free = jax.vmap(space.u_to_x_leaves)(jax.numpy.asarray(u, prep.dtype))
-        free = [np.asarray(v) for v in free]
-    fixed = [np.broadcast_to(np.asarray(v), (len(u),) + np.shape(v)) for v in prep.fixed_leaves]
-    return space.assemble(free, fixed)
+        flat = np.asarray(jax.vmap(lambda v: space.flat_x(space.u_to_x_leaves(v)))(jax.numpy.asarray(u, prep.dtype)))
+    return batched_params(space, flat, [np.asarray(v) for v in prep.fixed_leaves], len(u))
 
 
 def distinct_optima(batch) -> list[Optimum]:
