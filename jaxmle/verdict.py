@@ -58,6 +58,8 @@ def blank_off_interior(inf: Inference, status) -> Inference:
     NO_FINITE_MAXIMUM): the curvature there describes no interior maximum, and a Wald
     interval built from it could leave the support."""
     stopped = np.isin(np.asarray(status), NO_INTERIOR_MAXIMUM)
+    if not stopped.any():  # the common case: no copy of every covariance
+        return inf
     return inf._replace(
         cov=np.where(stopped[..., None, None], np.nan, inf.cov), se=np.where(stopped[..., None], np.nan, inf.se)
     )
