@@ -62,8 +62,8 @@ def fit(problem, max_iter, method):
 
 def rows(max_iter):
     for p in PROBLEMS:
-        tr = fit(p, max_iter, "trust-region")
-        ls = fit(p, max_iter, "newton")
+        tr = fit(p, max_iter, "newton")
+        ls = fit(p, max_iter, "line-search")
         minpack = MINPACK_LMDER.get((p.number, p.n))
         yield p, tr, ls, minpack
 

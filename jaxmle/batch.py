@@ -30,7 +30,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from . import _precision, verdict
+from . import _precision, random_effects, verdict
 from .batch_results import BatchFitResult
 from .checkpoint import Checkpoint, checkpoint_path
 from .fingerprint import run_fingerprint, tree_digest
@@ -80,6 +80,7 @@ def fit_batch(
     checkpoint=None,
     batched_init=None,
     cov_type="observed",
+    random=None,
 ) -> BatchFitResult:
     """Fit one model to many datasets: ``fit`` for every replicate, vmapped over devices.
 
@@ -94,6 +95,10 @@ def fit_batch(
 
     - ``cov_type``: only ``"observed"`` (the inverse observed information); the robust, OPG
       and expected covariances are available for single fits with ``jm.fit``.
+    - ``random``: as in ``fit``, every replicate's random effects integrated out by the
+      Laplace approximation; the results hold the outer parameters (the conditional modes
+      of a replicate: ``jm.fit`` on its data). The random entries of ``init`` give the
+      random effects' shapes (with ``batched_init=True``, after the replicate axis).
 
     - ``chunk_size``: replicates per chunk (memory grows with it; default: the data of a
       chunk stay under 128 MB). Results do not depend on it.
@@ -119,6 +124,8 @@ def fit_batch(
             "single fits with jm.fit)"
         )
     checkpoint = checkpoint_path(checkpoint)
+    if random is not None:
+        loglik, init = random_effects.outer_problem(loglik, init, random, constraints, fixed, prior, bool(batched_init))
     model = loglik if isinstance(loglik, Model) else None
     if model is not None and data is None:
         data, init = init, None

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _precision, covariance, models, multistart, validation, verdict
+from . import _precision, covariance, models, multistart, random_effects, validation, verdict
 from .inference import Inference, observed_inference
 from .parameters import ParameterSpace
 from .problem import (
@@ -162,6 +162,7 @@ def fit(
     cov_type="observed",
     starts=None,
     seed=0,
+    random=None,
 ) -> FitResult:
     """Maximize ``sum(loglik(params, data)) + log_prior(params)`` over ``params``.
 
@@ -184,7 +185,31 @@ def fit(
 
     ``converged`` is true only at a verified local maximum: the gradient test holds and the
     observed information is positive definite, whatever the solver (see ``jaxmle.verdict``).
+
+    ``random=[names]``: those entries of ``init`` are random effects, integrated out of the
+    joint log-density ``loglik`` by the Laplace approximation (``jaxmle.random_effects``):
+    ``loglik`` is then the marginal log-likelihood, ``df`` counts the outer parameters, and
+    ``params``/``se`` also hold the conditional modes and their prediction SEs.
     """
+    if random is not None:
+        return fit_random(
+            loglik,
+            init,
+            data,
+            random,
+            constraints=constraints,
+            prior=prior,
+            fixed=fixed,
+            method=method,
+            nobs=nobs,
+            tol=tol,
+            max_iter=max_iter,
+            dtype=dtype,
+            throw=throw,
+            cov_type=cov_type,
+            starts=starts,
+            seed=seed,
+        )
     model = loglik if isinstance(loglik, models.Model) else None
     prep = prepare(
         loglik,
@@ -213,13 +238,43 @@ def fit(
     if prep.dtype == np.float32:
         raw = raw._replace(**dict(zip(("loglik", "logpost"), float64_loglik(prep, raw.x, data))))
     result = to_result(raw, prep, nobs, cov_type=cov_type, model=model)
+    report_verdict(result, throw, stacklevel=3)
+    return result
+
+
+def report_verdict(result: FitResult, throw: bool, stacklevel: int) -> None:
+    """Warn (``FitWarning``), or raise ``FitError`` with ``throw``, unless the fit converged."""
     if result.status != Status.CONVERGED:
         text = f"fit did not converge cleanly: {result.status.name}: {result.status.message}"
         if result.notes:
             text += " (" + "; ".join(result.notes) + ")"
         if throw:
             raise FitError(text)
-        warnings.warn(text, FitWarning, stacklevel=2)
+        warnings.warn(text, FitWarning, stacklevel=stacklevel)
+
+
+def fit_random(loglik, init, data, random, **options) -> FitResult:
+    """``fit`` of the Laplace marginal of a joint log-density (``jaxmle.random_effects``),
+    with the conditional modes and prediction SEs of the random effects attached."""
+    if options["cov_type"] != "observed":
+        raise ValueError(f"cov_type must be 'observed' with random effects, got {options['cov_type']!r}")
+    marginal, outer_init = random_effects.outer_problem(
+        loglik, init, random, options["constraints"], options["fixed"], options["prior"]
+    )
+    throw = options.pop("throw")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        result = fit(marginal, outer_init, data, **options)
+    prep = result._prep
+    with _precision.context(prep.dtype):
+        prediction = random_effects.predict(
+            marginal, result._space, result._x, prep.fixed_leaves, prep.data, result.cov, prep.dtype
+        )
+    result.params = {**result.params, **prediction.modes}
+    result.se = {**result.se, **prediction.se}
+    result.random = marginal.random_effects.keys
+    result.notes = result.notes + prediction.notes
+    report_verdict(result, throw, stacklevel=4)
     return result
 
 
@@ -309,7 +364,9 @@ def diagnostic_notes(names: list[str], inf: Inference) -> list[str]:
         notes.append(f"{combo} {verb} by the data (condition number {condition:.3g})")
     kinks = [n for n, k in zip(names, np.asarray(inf.at_kink)) if k]
     if kinks:
-        notes.append(f"{', '.join(kinks)} exactly at the centre of a Laplace prior (L1 zero): no SE is defined there")
+        notes.append(
+            f"{verdict.join_names(kinks)} exactly at the centre of a Laplace prior (L1 zero): no SE is defined there"
+        )
     return notes
 
 
@@ -317,18 +374,21 @@ def describe_direction(names: list[str], direction: np.ndarray, tol: float = 0.0
     """A direction as a signed combination, e.g. 'b[3] - b[1] - b[2]'.
 
     The largest loading (the last one among near-ties) is scaled to +1 and written first,
-    then the other loadings above ``tol`` in parameter order."""
+    then the other loadings above ``tol`` in parameter order: at most the
+    ``verdict.NAMES_SHOWN`` largest of them, then how many more terms there are."""
     if not np.all(np.isfinite(direction)) or not np.any(direction):
         return "some parameter combination"
     size = np.abs(direction)
     lead = int(np.flatnonzero(size >= (1 - 1e-3) * size.max())[-1])
     d = direction / direction[lead]
     text = names[lead]
-    for i in range(len(d)):
-        if i == lead or abs(d[i]) < tol:
-            continue
+    others = [i for i in range(len(d)) if i != lead and abs(d[i]) >= tol]
+    shown = sorted(sorted(others, key=lambda i: -abs(d[i]))[: verdict.NAMES_SHOWN])
+    for i in shown:
         coef = "" if abs(abs(d[i]) - 1) < 1e-3 else f"{abs(d[i]):.3g}*"
         text += f" {'-' if d[i] < 0 else '+'} {coef}{names[i]}"
+    if len(others) > len(shown):
+        text += f" + ... ({len(others) - len(shown)} more terms)"
     return text
 
 

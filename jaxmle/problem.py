@@ -41,6 +41,8 @@ def default_tol(kind: str, dtype) -> float:
 
 #: "auto" uses Newton up to this many free coordinates, L-BFGS above
 AUTO_NEWTON_MAX = 200
+#: method names; "newton" is the trust-region Newton, "line-search" the line-search form
+METHODS = ("auto", "newton", "trust-region", "line-search", "lbfgs", "adam")
 #: Newton iterations that verify (and finish) a first-order solver's result
 VERIFY_MAX_ITER = 20
 #: solver statuses that a non-finite gradient at the end does not override
@@ -79,15 +81,16 @@ def resolve_method(method, m: int, has_l1: bool) -> tuple[str, Hashable]:
     if isinstance(method, optax.GradientTransformation):
         key = ("optax", method)
         name = "optax"
-    elif method in ("auto", "newton", "trust-region", "lbfgs", "adam"):
+    elif method in METHODS:
         if method == "auto":
             method = "newton" if m <= AUTO_NEWTON_MAX else "lbfgs"
-        key = ("newton", "trust-region") if method == "trust-region" else (method, None)
+        method = "newton" if method == "trust-region" else method
+        key = ("newton", "line-search") if method == "line-search" else (method, None)
         name = method
     else:
         raise ValueError(
-            "method must be 'auto', 'newton', 'trust-region', 'lbfgs', 'adam' or an optax.GradientTransformation, "
-            f"got {method!r}"
+            "method must be 'auto', 'newton' (alias 'trust-region'), 'line-search', 'lbfgs', 'adam' or an "
+            f"optax.GradientTransformation, got {method!r}"
         )
     if has_l1 and key[0] != "newton":
         raise ValueError(
@@ -156,9 +159,9 @@ class Problem:
         if kind == "newton":
             if self.has_l1:
                 return solvers.proximal_newton(smooth, l1_weight, l1_centre, tol)
-            if transform == "trust-region":
-                return solvers.trust_region_newton(smooth, tol)
-            return solvers.newton(smooth, tol)
+            if transform == "line-search":
+                return solvers.newton(smooth, tol)
+            return solvers.trust_region_newton(smooth, tol)
         if kind == "lbfgs":
             return solvers.lbfgs(smooth, tol)
         transform = optax.adam(1e-2) if kind == "adam" else transform
@@ -179,13 +182,18 @@ class Problem:
         kind = self.solver[0]
         return self.max_iter or MAX_ITER["optax" if kind in ("adam", "optax") else kind]
 
-    def verify_with_newton(self, result, smooth, total, ends) -> solvers.SolverResult:
+    def verify_with_newton(self, result, smooth, total, ends, u0) -> solvers.SolverResult:
         """Continue a first-order solver's result with Newton for at most
         ``VERIFY_MAX_ITER`` iterations: near a maximum that takes one or two steps (and
         polishes the last digits); elsewhere Newton's own tests name what was reached (a
         run-off, a boundary), so the verdict does not depend on the solver."""
         newton = solvers.run(
-            solvers.newton(smooth, default_tol("newton", result.u.dtype)), total, result.u, VERIFY_MAX_ITER, ends
+            solvers.newton(smooth, default_tol("newton", result.u.dtype)),
+            total,
+            result.u,
+            VERIFY_MAX_ITER,
+            ends,
+            origin=u0,
         )
         status = jnp.where(result.status == Status.NONFINITE_START, result.status, newton.status)
         return solvers.SolverResult(newton.u, newton.f, result.n_iter + newton.n_iter, status)
@@ -212,7 +220,7 @@ class Problem:
             ends,
         )
         if self.solver[0] != "newton":
-            result = self.verify_with_newton(result, smooth, total, ends)
+            result = self.verify_with_newton(result, smooth, total, ends, u0)
 
         x_leaves = space.u_to_x_leaves(result.u)
         z = space.x_leaves_to_z(x_leaves)

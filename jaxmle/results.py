@@ -82,6 +82,8 @@ class FitResult:
     _u: np.ndarray | None = field(default=None, repr=False)  # the optimum in unconstrained coordinates
     #: with ``fit(..., starts=)``: the distinct local maxima found (``multistart.Optimum``), best first
     optima: list = field(default_factory=list)
+    #: with ``fit(..., random=)``: the names integrated out (their modes are in ``params``)
+    random: tuple = ()
 
     # --- information criteria -------------------------------------------------------
     @property
@@ -182,6 +184,11 @@ class FitResult:
         ]
         if self.cov_type != "observed":
             lines.append(f"covariance: {self.cov_type}")
+        if self.random:
+            lines.append(
+                f"random effects: {', '.join(self.random)} integrated out (Laplace); loglik is the marginal; "
+                "their conditional modes and prediction SEs are in params and se"
+            )
         if self.status != Status.CONVERGED:
             lines.append(f"warning: {self.status.message}")
         if len(self.optima) > 1:

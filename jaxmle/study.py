@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _precision
+from . import _precision, random_effects
 from .batch import batched_u0, invalid_replicates, model_inits, replace_invalid, run_batch, take
 from .batch_results import BatchFitResult, _table
 from .checkpoint import checkpoint_path
@@ -130,14 +130,23 @@ def simulation_study(
     chunk_size=None,
     checkpoint=None,
     progress=None,
+    random=None,
 ) -> StudyResult:
     """Simulate ``reps`` datasets of size ``n`` from ``truth``, fit each, and summarize.
 
     ``model`` is a built-in model (``jm.models.poisson()``), or pass ``simulate(key, params, n)``
     and ``loglik(params, data)`` for a custom one (starting values: ``init``, else ``truth``).
     ``chunk_size``, ``checkpoint`` and ``progress`` are those of ``fit_batch``.
+
+    ``random=[names]``: ``loglik`` is a joint log-density whose random effects (those
+    entries of ``init``, which then must be given) are integrated out of every fit by the
+    Laplace approximation (``jaxmle.random_effects``); ``truth`` holds the outer parameters.
     """
     checkpoint = checkpoint_path(checkpoint)
+    if random is not None:
+        if init is None:
+            raise ValueError("init: with random=, init must hold the random effects (their shapes) and the outer start")
+        loglik, init = random_effects.outer_problem(model or loglik, init, random, constraints, None, None)
     if model is not None and not isinstance(model, Model):
         raise ValueError(f"model must be a built-in model such as jm.models.poisson(), got {type(model).__name__}")
     if model is not None and (simulate is not None or loglik is not None):

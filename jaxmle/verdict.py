@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .inference import Inference
-from .solvers.driver import BOUNDARY_U
+from .solvers.driver import CONVERGED_BOUNDARY_U
 from .status import Status
 
 #: statuses whose point is not an interior maximum of any kind: no SEs are reported
@@ -22,6 +22,9 @@ NO_INTERIOR_MAXIMUM = (Status.AT_BOUNDARY, Status.NO_FINITE_MAXIMUM)
 
 #: an unconstrained coordinate this large, in a run-off, is named as running off
 RUN_OFF_U = 100.0
+
+#: a note names at most this many parameters, then says how many more
+NAMES_SHOWN = 8
 
 #: the decrement test of the verdict, relative to 1 + |log-posterior|, in float64; float32
 #: scales it by the ratio of machine epsilons. Looser than Newton's own stopping test
@@ -73,16 +76,23 @@ def status_notes(status: Status, space, u: np.ndarray, grad_z: np.ndarray | None
         limits = at_limits(space, u)
         if limits:
             verb = "is at" if status == Status.AT_BOUNDARY else "runs off to"
-            return [f"{', '.join(limits)}: the estimate {verb} the limit of its constraint"]
+            return [f"{join_names(limits)}: the estimate {verb} the limit of its constraint"]
         far = np.abs(u) >= 0.1 * np.max(np.abs(u), initial=0.0)
         if status == Status.NO_FINITE_MAXIMUM and np.max(np.abs(u), initial=0.0) >= RUN_OFF_U:
             runs = [f"{n} -> {'+' if v > 0 else '-'}inf" for n, v, f in zip(names, u, far) if f]
-            return [f"the log-density keeps increasing as {', '.join(runs)}"]
+            return [f"the log-density keeps increasing as {join_names(runs)}"]
     if status == Status.NONFINITE_GRADIENT and grad_z is not None:
         bad = [n for n, g in zip(names, np.asarray(grad_z)) if not np.isfinite(g)]
         if bad:
-            return [f"the gradient is not finite for {', '.join(bad)}"]
+            return [f"the gradient is not finite for {join_names(bad)}"]
     return []
+
+
+def join_names(items: list[str]) -> str:
+    """'a, b, c', or the first ``NAMES_SHOWN`` and '… and 12 more'."""
+    if len(items) <= NAMES_SHOWN:
+        return ", ".join(items)
+    return ", ".join(items[:NAMES_SHOWN]) + f", ... and {len(items) - NAMES_SHOWN} more"
 
 
 def at_limits(space, u: np.ndarray) -> list[str]:
@@ -94,9 +104,9 @@ def at_limits(space, u: np.ndarray) -> list[str]:
     for leaf in space.free:
         c = leaf.constraint
         for j in range(start, start + leaf.free_size):
-            if lower[j] and u[j] <= -BOUNDARY_U:
+            if lower[j] and u[j] <= -CONVERGED_BOUNDARY_U:
                 out.append(f"{names[j]} -> {_limit(c, upper=False)} ({c.name})")
-            elif upper[j] and u[j] >= BOUNDARY_U:
+            elif upper[j] and u[j] >= CONVERGED_BOUNDARY_U:
                 out.append(f"{names[j]} -> {_limit(c, upper=True)} ({c.name})")
         start += leaf.free_size
     return out

@@ -84,23 +84,38 @@ def test_auto_with_many_coefficients_flags_separation():
     rng = np.random.default_rng(3)
     X = rng.normal(size=(150, 210))
     y = (rng.uniform(size=150) < 0.5).astype(float)
-    res = quiet_fit(logistic_loglik, {"beta": np.zeros(210)}, {"X": X, "y": y})
-    assert res.method == "lbfgs"
-    assert not res.converged, res.status
+    for method in ("auto", "newton"):
+        res = quiet_fit(logistic_loglik, {"beta": np.zeros(210)}, {"X": X, "y": y}, method=method)
+        assert res.method == ("lbfgs" if method == "auto" else "newton")
+        assert not res.converged and res.status == Status.NO_FINITE_MAXIMUM, res.status
+        assert np.all(np.isnan(res.se["beta"]))
+        # the note names a few coefficients and counts the others instead of listing 210
+        (note,) = [n for n in res.notes if n.startswith("the log-density keeps increasing as")]
+        assert note.count("->") == 8 and note.endswith("more"), note
 
 
 # --- 2 and 3. saddles and boundary points are not maxima ---------------------------------
 
 
-def test_a_saddle_point_is_named_not_converged():
-    # f(a, b) = -a^2 + b^2 - b^4 / 2: a saddle at the origin, maxima at b = ±1. Started at
-    # the saddle the gradient is exactly zero, so every solver's own test holds there.
-    def loglik(p, d):
-        return -(p["a"] ** 2) + p["b"] ** 2 - 0.5 * p["b"] ** 4
+def saddle_loglik(p, d):
+    # f(a, b) = -a^2 + b^2 - b^4 / 2: a saddle at the origin, maxima at b = ±1
+    return -(p["a"] ** 2) + p["b"] ** 2 - 0.5 * p["b"] ** 4
 
-    res = quiet_fit(loglik, {"a": 0.0, "b": 0.0})
+
+@pytest.mark.parametrize("method", ["line-search", "lbfgs"])
+def test_a_saddle_point_is_named_not_converged(method):
+    # Started at the saddle the gradient is exactly zero, so a solver that only follows
+    # the gradient (or a positive definite model of it) stops there.
+    res = quiet_fit(saddle_loglik, {"a": 0.0, "b": 0.0}, method=method)
     assert not res.converged and res.status == Status.SADDLE_POINT, res.status
     assert any("curves upward along b" in note for note in res.notes), res.notes
+
+
+def test_the_default_newton_leaves_a_saddle_along_negative_curvature():
+    res = quiet_fit(saddle_loglik, {"a": 0.0, "b": 0.0})
+    assert res.method == "newton" and res.converged, res.status
+    assert abs(abs(res.params["b"]) - 1.0) < 1e-10 and abs(res.params["a"]) < 1e-10
+    np.testing.assert_allclose(res.loglik, 0.5, rtol=0, atol=1e-12)
 
 
 def test_symmetric_mixture_start_never_claims_a_lower_maximum():
@@ -252,3 +267,13 @@ def test_a_study_says_which_statuses_it_left_out():
     assert 90 <= counts[Status.AT_BOUNDARY] <= 150
     assert study.used == counts[Status.CONVERGED]
     assert f"AT_BOUNDARY: {counts[Status.AT_BOUNDARY]}" in study.summary()
+
+
+def test_a_long_direction_is_named_by_its_largest_loadings():
+    from jaxmle.fit import describe_direction
+
+    names = [f"b[{i}]" for i in range(20)]
+    text = describe_direction(names, np.arange(1.0, 21.0))
+    # b[19] leads; the next 8 largest loadings (b[11]..b[18]) follow in order; 11 more are counted
+    assert text.startswith("b[19] + 0.6*b[11] + 0.65*b[12]"), text
+    assert text.endswith("b[18] + ... (11 more terms)"), text

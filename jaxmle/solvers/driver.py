@@ -22,12 +22,19 @@ probe that is worse than the one before it, and the solver carries on towards it
 
 Boundaries: a coordinate whose constraint has a finite limit at one end of the real line
 (``Ends``: ``u -> -inf`` is ``sigma -> 0``, ``u -> +inf`` is ``p -> 1``) and that lies
-beyond ``BOUNDARY_U`` towards that end is probed ``BOUNDARY_STEPS`` further out. When the
+beyond ``BOUNDARY_U`` towards that end (``CONVERGED_BOUNDARY_U`` once the solver's own
+test holds) is probed ``BOUNDARY_STEPS`` further out. When the
 objective is no worse there, the supremum lies on the boundary (AT_BOUNDARY), or, when
 the gain does not shrink from one probe to the next, the likelihood grows without bound
 towards it (NO_FINITE_MAXIMUM, as for sigma -> 0 in an exact fit). A run-off confirmed
 along a ray that only moves such coordinates towards their limits is classified the
 same way, from its own probes.
+
+A fit that ends with LINE_SEARCH_FAILED (no step improves) is probed the same way along
+the whole way it travelled from its start: with more coefficients than observations a
+separated logistic regression ends on a plateau where the log-likelihood is within
+round-off of its supremum 0 and every Newton model is flat, yet the log-likelihood still
+grows along the ray from the start.
 """
 
 from __future__ import annotations
@@ -45,6 +52,10 @@ RUNAWAY_ITERATIONS = 3
 PROBE_SCALES = (1.0, 10.0, 100.0, 1000.0)
 #: |u| beyond which a coordinate counts as near a finite limit (e^-15 ≈ 3e-7 of its scale)
 BOUNDARY_U = 15.0
+#: a point that passed the solver's own test is probed from this far already: a variance
+#: component whose supremum is at 0 passes it near sd = 1e-6 (u = -14), since its gradient
+#: and curvature both vanish like sd²
+CONVERGED_BOUNDARY_U = 8.0
 BOUNDARY_STEPS = (8.0, 16.0)
 
 
@@ -89,9 +100,13 @@ class _State(NamedTuple):
     inner: Any
 
 
-def run(strategy: Strategy, objective: Callable, u0, max_iter: int, ends: Ends | None = None) -> SolverResult:
+def run(
+    strategy: Strategy, objective: Callable, u0, max_iter: int, ends: Ends | None = None, origin=None
+) -> SolverResult:
     """Minimize ``objective`` from ``u0`` with ``strategy``; never raises. ``ends`` (by
-    default: no finite limits) lets the driver recognize estimates on a boundary."""
+    default: no finite limits) lets the driver recognize estimates on a boundary;
+    ``origin`` (default ``u0``) is where the fit started, for the probe after a failed
+    step."""
     if ends is None:
         none = jnp.zeros(u0.shape, bool)
         ends = Ends(none, none)
@@ -117,12 +132,11 @@ def run(strategy: Strategy, objective: Callable, u0, max_iter: int, ends: Ends |
         finite = jnp.isfinite(r.f) & jnp.all(jnp.isfinite(r.u))
         steady = r.full_step & _steady(step, s.last_step, r.u, s.u)
         runaway = jnp.where(r.refreshed, s.runaway, jnp.where(steady, s.runaway + 1, 0))
-        ran_off, toward_limits, grows, far_u, far_f = _run_off(
-            objective, r.u, step, r.f, runaway >= RUNAWAY_ITERATIONS, ends
-        )
-        at_boundary, unbounded = _boundary(objective, r.u, r.f, ends, finite & ~ran_off & ~s.done)
-        no_maximum = (ran_off & (~toward_limits | grows)) | unbounded
-        boundary = (ran_off & toward_limits & ~grows) | (at_boundary & ~unbounded)
+        ran_off, far_u, far_f, ran_off_status = _run_off(objective, r.u, step, r.f, runaway >= RUNAWAY_ITERATIONS, ends)
+        threshold = jnp.where(r.converged, CONVERGED_BOUNDARY_U, BOUNDARY_U)
+        at_boundary, unbounded = _boundary(objective, r.u, r.f, ends, finite & ~ran_off & ~s.done, threshold)
+        no_maximum = (ran_off & (ran_off_status == Status.NO_FINITE_MAXIMUM)) | unbounded
+        boundary = (ran_off & (ran_off_status == Status.AT_BOUNDARY)) | (at_boundary & ~unbounded)
         status = jnp.select(
             [~finite, no_maximum, boundary, r.failed != Status.CONVERGED, r.converged],
             [Status.NONFINITE, Status.NO_FINITE_MAXIMUM, Status.AT_BOUNDARY, r.failed, Status.CONVERGED],
@@ -143,7 +157,17 @@ def run(strategy: Strategy, objective: Callable, u0, max_iter: int, ends: Ends |
         )
 
     final = lax.while_loop(cond, body, state)
-    return SolverResult(final.u, final.f, final.it, final.status)
+    # no step could improve: a flat, far-out point (separation in more coefficients than
+    # observations) looks the same as a stall; probe along the whole way travelled
+    stuck = final.status == Status.LINE_SEARCH_FAILED
+    travelled = final.u - (u0 if origin is None else origin)
+    ran_off, far_u, far_f, ran_off_status = _run_off(objective, final.u, travelled, final.f, stuck, ends)
+    return SolverResult(
+        jnp.where(ran_off, far_u, final.u),
+        jnp.where(ran_off, far_f, final.f),
+        final.it,
+        jnp.where(ran_off, ran_off_status, final.status).astype(jnp.int32),
+    )
 
 
 def _steady(step, last_step, u_new, u_old):
@@ -153,33 +177,34 @@ def _steady(step, last_step, u_new, u_old):
 
 
 def _run_off(objective, u, step, f, active, ends: Ends):
-    """(confirmed, toward_limits, grows, far_u, far_f) for a run-off along ``step`` from
-    ``u``; the last two are the farthest probe and the objective there.
+    """(confirmed, far_u, far_f, status) for a run-off along ``step`` from ``u``: the
+    farthest probe, the objective there, and what the run-off means.
 
     Confirmed when ``active`` and the objective, probed far along the ray, is lower than
     ``f`` at the first probe and never higher at a farther one (within round-off): it
-    improves all the way out, so there is no finite optimum on that ray.
-    ``toward_limits``: every coordinate the ray moves heads for a finite limit of its
-    constraint. ``grows``: the gain from the first to the second probe is not smaller
-    than the gain up to the first (the objective does not level off)."""
+    improves all the way out, so there is no finite optimum on that ray. The status is
+    AT_BOUNDARY when every coordinate the ray moves heads for a finite limit of its
+    constraint and the gain from the first to the second probe is smaller than the gain
+    up to the first (the objective levels off at the limit), else NO_FINITE_MAXIMUM."""
     direction = step / jnp.maximum(jnp.linalg.norm(step), jnp.finfo(step.dtype).tiny)
     distances = (1.0 + jnp.linalg.norm(u)) * jnp.asarray(PROBE_SCALES, u.dtype)
     values = probe(objective, u, direction, distances, active)
     roundoff = _roundoff(values)
     improving = jnp.all(values[1:] <= values[:-1] + roundoff[:-1])
-    confirmed = active & jnp.all(jnp.isfinite(values)) & (values[0] < f) & improving
+    confirmed = active & jnp.all(jnp.isfinite(values)) & (values[0] < f) & improving & jnp.any(step != 0)
     moves = jnp.abs(direction) > 0.1 * jnp.max(jnp.abs(direction), initial=0.0)
     limited = ((direction < 0) & ends.lower) | ((direction > 0) & ends.upper)
     toward_limits = jnp.all(~moves | limited)
     grows = (values[0] - values[1]) >= 0.5 * (f - values[0])
-    return confirmed, toward_limits, grows, u + distances[-1] * direction, values[-1]
+    status = jnp.where(toward_limits & ~grows, Status.AT_BOUNDARY, Status.NO_FINITE_MAXIMUM).astype(jnp.int32)
+    return confirmed, u + distances[-1] * direction, values[-1], status
 
 
-def _boundary(objective, u, f, ends: Ends, active):
-    """(at_boundary, unbounded) for the coordinates of ``u`` beyond ``BOUNDARY_U`` towards
+def _boundary(objective, u, f, ends: Ends, active, threshold):
+    """(at_boundary, unbounded) for the coordinates of ``u`` beyond ``threshold`` towards
     a finite limit: probed further out, the objective is no worse (the supremum is on the
     boundary), and its gain does not shrink from one probe to the next (unbounded)."""
-    outward = jnp.where(ends.lower & (u <= -BOUNDARY_U), -1.0, jnp.where(ends.upper & (u >= BOUNDARY_U), 1.0, 0.0))
+    outward = jnp.where(ends.lower & (u <= -threshold), -1.0, jnp.where(ends.upper & (u >= threshold), 1.0, 0.0))
     near = jnp.any(outward != 0)
     direction = outward / jnp.maximum(jnp.linalg.norm(outward), 1.0)
     values = probe(objective, u, direction, jnp.asarray(BOUNDARY_STEPS, u.dtype), active & near)

@@ -61,14 +61,15 @@ class Factor(NamedTuple):
     defect: jax.Array  # v with vᵀ A v = pivot (0 where ok)
 
 
-def cholesky(A, pivot_floor: float = 0.0) -> Factor:
+def cholesky(A, pivot_floor: float = 0.0, certificate: bool = True) -> Factor:
     """Cholesky factorization of a symmetric A, with a certificate where it fails.
 
     Where the first pivot at or below ``pivot_floor`` occurs at column j (the Schur
     complement δ = a_jj − aᵀ A₁₁⁻¹ a of the leading block), ``defect`` is
     v = (−A₁₁⁻¹ a, 1, 0, …), so that vᵀ A v = δ and λ_min(A) ≤ δ / |v|²: Moré and
-    Sorensen's lower bound on the shift that makes A positive definite. Columns after a
-    failure are computed with a unit pivot and mean nothing.
+    Sorensen's lower bound on the shift that makes A positive definite (left at 0 when
+    ``certificate`` is False, which saves its solve). Columns after a failure are
+    computed with a unit pivot and mean nothing.
     """
     n = A.shape[0]
     idx = jnp.arange(n)
@@ -85,6 +86,8 @@ def cholesky(A, pivot_floor: float = 0.0) -> Factor:
 
     init = (jnp.zeros_like(A), jnp.bool_(False), jnp.int32(n - 1), jnp.zeros((), A.dtype))
     L, bad, first, pivot = lax.fori_loop(0, n, column, init)
+    if not certificate:
+        return Factor(L, ~bad, jnp.zeros((), A.dtype), jnp.zeros(n, A.dtype))
     r = jnp.where(idx < first, L[first], 0.0)
 
     def backward(k, y):  # y = L₁₁⁻ᵀ r on the leading block

@@ -27,7 +27,10 @@ the step no longer moves the parameters), the same tests with √tol decide betw
 converged and LINE_SEARCH_FAILED.
 
 Each iteration evaluates the value, gradient and Hessian once, at the trial point; a
-rejected trial counts as an iteration and keeps the derivatives at the current point.
+rejected trial counts as an iteration and keeps the derivatives at the current point. A
+trial whose value is finite but whose derivatives are not is rejected like a poor one;
+at the start, where there is nothing to fall back on, it ends the fit with
+NONFINITE_GRADIENT.
 The first call only takes the derivatives at the start (a refresh, not an iteration),
 so that the program holds one traced Hessian.
 """
@@ -82,7 +85,7 @@ def model_at(g, H) -> Model:
     finite = jnp.all(jnp.isfinite(A)) & jnp.all(jnp.isfinite(b))
     A = jnp.where(finite, A, jnp.eye(A.shape[0], dtype=A.dtype))
     b = jnp.where(finite, b, 0.0)
-    factor = cholesky(A, PIVOT_FLOOR)
+    factor = cholesky(A, PIVOT_FLOOR, certificate=False)
     newton = -cholesky_solve(factor.L, b)
     return Model(scale, A, b, newton, -jnp.dot(b, newton), factor.ok, finite)
 
@@ -204,7 +207,8 @@ def trust_region_newton(objective, tol: float) -> Strategy:
     def step(u, f, state, active):
         m, radius, fresh = state
         interior = m.pd & (jnp.linalg.norm(m.newton) <= radius)
-        s = jnp.where(interior, m.newton, more_sorensen(m.A, m.b, radius, active & fresh & ~interior))
+        boundary = active & fresh & ~interior
+        s = _at_most_once(boundary, lambda: more_sorensen(m.A, m.b, radius, boundary), m.newton)
         s = jnp.where(fresh, s, 0.0)
         s_norm = jnp.linalg.norm(s)
         predicted = -(jnp.dot(m.b, s) + 0.5 * jnp.dot(s, m.A @ s))
@@ -234,7 +238,9 @@ def trust_region_newton(objective, tol: float) -> Strategy:
         gradient = jnp.dot(cur.b, cur.b)
         negative = _at_most_once(
             active & ~cur.pd & (gradient <= loose),
-            lambda: ~cholesky(cur.A + NEGATIVE_CURVATURE * jnp.eye(cur.A.shape[0], dtype=cur.A.dtype)).ok,
+            lambda: (
+                ~cholesky(cur.A + NEGATIVE_CURVATURE * jnp.eye(cur.A.shape[0], dtype=cur.A.dtype), certificate=False).ok
+            ),
             jnp.bool_(False),
         )
         measure = jnp.where(cur.pd, cur.decrement, gradient)
@@ -243,7 +249,9 @@ def trust_region_newton(objective, tol: float) -> Strategy:
         finish = take & converged & cur.pd  # one more, unevaluated, Newton step
         u_new = jnp.where(accepted, trial, u)
         failed = jnp.select(
-            [take & ~cur.finite, stalled & ~converged], [Status.NONFINITE, Status.LINE_SEARCH_FAILED], Status.CONVERGED
+            [take & ~cur.finite, stalled & ~converged],
+            [Status.NONFINITE_GRADIENT, Status.LINE_SEARCH_FAILED],
+            Status.CONVERGED,
         )
         return Step(
             u=jnp.where(finish, u_new + cur.scale * cur.newton, u_new),

@@ -1,0 +1,275 @@
+"""Random effects integrated out by the Laplace approximation, against exact marginals and
+against lme4 and glmmTMB (reference values: tests/reference/mixed_models.R)."""
+
+import json
+import math
+import warnings
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+from jax.scipy.stats import multivariate_normal, norm
+
+import jaxmle as jm
+from jaxmle import random_effects
+from jaxmle.status import Status
+
+REFERENCE = Path(__file__).parent / "reference"
+REF = json.loads((REFERENCE / "mixed_models.json").read_text())
+
+
+def quiet_fit(*args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", jm.FitWarning)
+        return jm.fit(*args, **kwargs)
+
+
+# --- the marginal and its derivatives ------------------------------------------------
+
+
+def small_lmm():
+    rng = np.random.default_rng(0)
+    groups, per = 6, 5
+    g = np.repeat(np.arange(groups), per)
+    x = rng.normal(size=groups * per)
+    y = 1.0 + 0.5 * x + 0.8 * rng.normal(size=groups)[g] + rng.normal(size=groups * per)
+    return {"x": x, "y": y, "g": g}, groups
+
+
+def lmm_joint(p, d):
+    mu = p["b0"] + p["b1"] * d["x"] + p["u"][d["g"]]
+    return norm.logpdf(d["y"], mu, jnp.exp(p["log_s"])).sum() + norm.logpdf(p["u"], 0.0, jnp.exp(p["log_t"])).sum()
+
+
+def test_laplace_marginal_is_exact_for_a_linear_mixed_model():
+    # y ~ N(Xb, s² I + t² Z Zᵀ) exactly: value, gradient and Hessian (the last two through
+    # the implicit-function derivative of the inner mode) to round-off
+    d, groups = small_lmm()
+    _, re = random_effects.split(
+        {"b0": 0.0, "b1": 0.0, "log_s": 0.0, "log_t": 0.0, "u": np.zeros(groups)}, ["u"], None, None, None
+    )
+    marginal = random_effects.marginal_loglik(lmm_joint, re)
+    Z = (d["g"][:, None] == np.arange(groups)).astype(float)
+
+    def exact(p, d):
+        V = jnp.exp(2 * p["log_s"]) * jnp.eye(len(d["y"])) + jnp.exp(2 * p["log_t"]) * Z @ Z.T
+        return multivariate_normal.logpdf(d["y"], p["b0"] + p["b1"] * d["x"], V)
+
+    def all_three(f):
+        return jax.jit(lambda p: (f(p, d), jax.grad(f)(p, d), jax.hessian(f)(p, d)))
+
+    p = {"b0": 0.7, "b1": 0.3, "log_s": 0.1, "log_t": -0.2}
+    with jax.enable_x64(True):
+        p = {k: jnp.float64(v) for k, v in p.items()}
+        got, want = all_three(marginal)(p), all_three(exact)(p)
+    flat = lambda t: np.concatenate([np.ravel(np.asarray(a)) for a in jax.tree_util.tree_leaves(t)])  # noqa: E731
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(flat(a), flat(b), rtol=1e-12, atol=1e-12)
+
+
+def test_marginal_derivatives_match_finite_differences_for_a_logistic_glmm():
+    rng = np.random.default_rng(1)
+    groups = 8
+    g = np.repeat(np.arange(groups), 12)
+    x = rng.normal(size=g.size)
+    y = (rng.uniform(size=g.size) < 1 / (1 + np.exp(-(0.3 + x + rng.normal(size=groups)[g])))).astype(float)
+    d = {"x": x, "y": y, "g": g}
+
+    def joint(p, d):
+        eta = p["b"][0] + p["b"][1] * d["x"] + p["u"][d["g"]]
+        return (d["y"] * eta - jnp.logaddexp(0.0, eta)).sum() + norm.logpdf(p["u"], 0.0, jnp.exp(p["log_t"])).sum()
+
+    _, re = random_effects.split({"b": np.zeros(2), "log_t": 0.0, "u": np.zeros(groups)}, ["u"], None, None, None)
+    marginal = random_effects.marginal_loglik(joint, re)
+    with jax.enable_x64(True):
+        theta = jnp.array([0.2, 0.9, 0.1])
+
+        def f(t):
+            return marginal({"b": t[:2], "log_t": t[2]}, d)
+
+        value_grad_hessian = jax.jit(lambda t: (f(t), jax.grad(f)(t), jax.hessian(f)(t)))
+        _, grad, hess = (np.asarray(a) for a in value_grad_hessian(theta))
+        h = 1e-5
+        eye = np.eye(3) * h
+        fd_grad = np.array(
+            [(value_grad_hessian(theta + e)[0] - value_grad_hessian(theta - e)[0]) / (2 * h) for e in eye]
+        )
+        fd_hess = np.array(
+            [(value_grad_hessian(theta + e)[1] - value_grad_hessian(theta - e)[1]) / (2 * h) for e in eye]
+        )
+    np.testing.assert_allclose(grad, fd_grad, rtol=1e-7, atol=1e-8)
+    np.testing.assert_allclose(hess, fd_hess, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(hess, hess.T, rtol=1e-12, atol=1e-12)
+
+
+# --- against lme4 and glmmTMB --------------------------------------------------------
+
+
+def sleepstudy():
+    s = pd.read_csv(REFERENCE / "sleepstudy.csv")
+    subject = pd.factorize(s["Subject"])[0]
+    return {"y": s["Reaction"].to_numpy(float), "days": s["Days"].to_numpy(float), "subject": subject}
+
+
+def sleepstudy_joint(p, d):
+    """Reaction ~ Days + (Days | Subject): b[subject] ~ N(0, Σ), Σ from two SDs and a correlation."""
+    b = p["b"]
+    mu = p["beta"][0] + p["beta"][1] * d["days"] + b[d["subject"], 0] + b[d["subject"], 1] * d["days"]
+    sd, rho = p["sd"], p["rho"]
+    cov = jnp.array([[sd[0] ** 2, rho * sd[0] * sd[1]], [rho * sd[0] * sd[1], sd[1] ** 2]])
+    return norm.logpdf(d["y"], mu, p["sigma"]).sum() + multivariate_normal.logpdf(b, jnp.zeros(2), cov).sum()
+
+
+SLEEPSTUDY_INIT = {
+    "beta": np.array([250.0, 10.0]),
+    "sigma": 20.0,
+    "sd": np.array([20.0, 5.0]),
+    "rho": 0.0,
+    "b": np.zeros((18, 2)),
+}
+SLEEPSTUDY_CONSTRAINTS = {"sigma": jm.positive, "sd": jm.positive, "rho": jm.interval(-1.0, 1.0)}
+
+
+def sdcor(res):
+    return np.array([*res.params["sd"], res.params["rho"], res.params["sigma"]])
+
+
+def test_sleepstudy_ml_matches_lme4_and_glmmtmb():
+    res = jm.fit(sleepstudy_joint, SLEEPSTUDY_INIT, sleepstudy(), constraints=SLEEPSTUDY_CONSTRAINTS, random=["b"])
+    lme4, tmb = REF["sleepstudy_ml"], REF["sleepstudy_ml_tmb"]
+    assert res.converged and res.random == ("b",) and res.df == 6
+    # the Laplace approximation is exact here: the same marginal log-likelihood, at least as high
+    assert res.loglik >= max(lme4["logLik"], tmb["logLik"]) - 1e-10
+    np.testing.assert_allclose(res.loglik, lme4["logLik"], rtol=1e-12)
+    np.testing.assert_allclose(res.params["beta"], lme4["fixef"], rtol=1e-6)
+    # the correlation (0.081, SE 0.27) is compared absolutely: 1e-7 in it moves the
+    # log-likelihood by 1e-13, below what either optimizer resolves
+    np.testing.assert_allclose(sdcor(res), lme4["vc_sdcor"], rtol=1e-6, atol=1e-6)
+    # SEs from the observed information of the marginal (glmmTMB's sdreport computes the same)
+    np.testing.assert_allclose(res.se["beta"], tmb["se"], rtol=1e-5)
+    # conditional modes (lme4's, at its better-converged estimate; glmmTMB's outer estimates
+    # differ by 1e-7 relative, its modes by 1e-4) and their prediction SEs (sdreport:
+    # Var(û - u) including the outer parameters' uncertainty)
+    np.testing.assert_allclose(res.params["b"].ravel(), lme4["ranef"], rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(res.se["b"].ravel(), tmb["ranef_se"], rtol=1e-5)
+    assert "integrated out" in res.summary()
+
+
+def test_sleepstudy_reml_integrates_the_fixed_effects_out():
+    res = jm.fit(
+        sleepstudy_joint, SLEEPSTUDY_INIT, sleepstudy(), constraints=SLEEPSTUDY_CONSTRAINTS, random=["b", "beta"]
+    )
+    lme4 = REF["sleepstudy_reml"]
+    assert res.converged and res.df == 4
+    np.testing.assert_allclose(res.loglik, lme4["logLik"], rtol=1e-12)
+    np.testing.assert_allclose(sdcor(res), lme4["vc_sdcor"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(res.params["beta"], lme4["fixef"], rtol=1e-9)
+    # lme4's SEs hold the variance parameters fixed; ours add their uncertainty (J Σ Jᵀ), which
+    # for the GLS estimate of beta is second order
+    np.testing.assert_allclose(res.se["beta"], lme4["se"], rtol=1e-5)
+
+
+def cbpp():
+    c = pd.read_csv(REFERENCE / "cbpp.csv")
+    X = np.column_stack([np.ones(len(c))] + [(c["period"] == k).to_numpy(float) for k in (2, 3, 4)])
+    herd = pd.factorize(c["herd"], sort=True)[0]
+    d = {"X": X, "k": c["incidence"].to_numpy(float), "n": c["size"].to_numpy(float), "herd": herd}
+    # lme4's and glmmTMB's log-likelihoods include the binomial coefficients
+    const = sum(math.log(math.comb(int(n), int(k))) for n, k in zip(d["n"], d["k"]))
+    return d, const
+
+
+def cbpp_joint(p, d):
+    eta = d["X"] @ p["beta"] + p["u"][d["herd"]]
+    return (d["k"] * eta - d["n"] * jnp.logaddexp(0.0, eta)).sum() + norm.logpdf(p["u"], 0.0, p["sd"]).sum()
+
+
+def test_cbpp_binomial_glmm_laplace():
+    d, const = cbpp()
+    init = {"beta": np.zeros(4), "sd": 1.0, "u": np.zeros(15)}
+    res = jm.fit(cbpp_joint, init, d, constraints={"sd": jm.positive}, random=["u"], nobs=len(d["k"]))
+    lme4, tmb = REF["cbpp_laplace"], REF["cbpp_laplace_tmb"]
+    assert res.converged and res.df == 5
+    loglik = res.loglik + const
+    assert loglik >= max(lme4["logLik"], tmb["logLik"]) - 1e-10, (loglik, lme4["logLik"], tmb["logLik"])
+    best = tmb if tmb["logLik"] >= lme4["logLik"] else lme4
+    np.testing.assert_allclose(res.params["beta"], best["fixef"], rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(res.se["beta"], best["se"], rtol=1e-3)
+    np.testing.assert_allclose(res.params["sd"], lme4["vc_sdcor"], rtol=1e-3)  # one SD: a scalar in the JSON
+    assert np.isfinite(res.bic) and res.aic == pytest.approx(2 * 5 - 2 * res.loglik)
+
+
+@pytest.mark.slow
+def test_grouseticks_poisson_glmm():
+    g = pd.read_csv(REFERENCE / "grouseticks.csv")
+    years = sorted(g["YEAR"].unique())
+    X = np.column_stack(
+        [np.ones(len(g))] + [(g["YEAR"] == y).to_numpy(float) for y in years[1:]] + [g["cHEIGHT"].to_numpy(float)]
+    )
+    brood = pd.factorize(g["BROOD"], sort=True)[0]
+    d = {"X": X, "y": g["TICKS"].to_numpy(float), "brood": brood}
+    const = -sum(math.lgamma(v + 1) for v in d["y"])
+
+    def joint(p, d):
+        eta = d["X"] @ p["beta"] + p["u"][d["brood"]]
+        return (d["y"] * eta - jnp.exp(eta)).sum() + norm.logpdf(p["u"], 0.0, p["sd"]).sum()
+
+    init = {"beta": np.zeros(X.shape[1]), "sd": 1.0, "u": np.zeros(brood.max() + 1)}
+    res = jm.fit(joint, init, d, constraints={"sd": jm.positive}, random=["u"])
+    lme4, tmb = REF["grouseticks"], REF["grouseticks_tmb"]
+    assert res.converged
+    assert res.loglik + const >= max(lme4["logLik"], tmb["logLik"]) - 1e-10
+    best = tmb if tmb["logLik"] >= lme4["logLik"] else lme4
+    np.testing.assert_allclose(res.params["beta"], best["fixef"], rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(res.se["beta"], best["se"], rtol=1e-3)
+
+
+def test_a_variance_component_on_its_boundary_is_named():
+    # Dyestuff2: the batch SD's maximum likelihood estimate is 0 (lme4: a singular fit)
+    dy = pd.read_csv(REFERENCE / "dyestuff2.csv")
+    d = {"y": dy["Yield"].to_numpy(float), "batch": pd.factorize(dy["Batch"], sort=True)[0]}
+
+    def joint(p, d):
+        mu = p["mu"] + p["u"][d["batch"]]
+        return norm.logpdf(d["y"], mu, p["sigma"]).sum() + norm.logpdf(p["u"], 0.0, p["sd"]).sum()
+
+    init = {"mu": 5.0, "sigma": 3.0, "sd": 1.0, "u": np.zeros(6)}
+    res = quiet_fit(joint, init, d, constraints={"sd": jm.positive, "sigma": jm.positive}, random=["u"])
+    lme4 = REF["dyestuff2_ml"]
+    assert lme4["singular"] and lme4["vc_sdcor"][0] == 0
+    assert not res.converged and res.status == Status.AT_BOUNDARY, res.status
+    assert any(n.startswith("sd -> 0 (positive)") for n in res.notes), res.notes
+    np.testing.assert_allclose(res.loglik, lme4["logLik"], rtol=1e-12)
+    np.testing.assert_allclose([res.params["mu"], res.params["sigma"]], [lme4["fixef"], lme4["sigma"]], rtol=1e-6)
+    assert np.isnan(res.se["sd"]), "no Wald interval for an SD at 0"
+
+
+# --- bad input ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"random": ["v"]}, "random: v not in init"),
+        ({"random": []}, "random must be a non-empty list"),
+        ({"random": ["u", "u"]}, "each name once"),
+        ({"random": ["u"], "constraints": {"u": jm.positive}}, "random: u also named in constraints"),
+        ({"random": ["u"], "fixed": {"u": np.zeros(3)}}, "random: u also named in fixed"),
+        ({"random": ["u", "mu"]}, "nothing to fit"),
+        ({"random": ["u"], "cov_type": "robust"}, "cov_type must be 'observed' with random effects"),
+    ],
+)
+def test_bad_random_arguments_are_named(kwargs, match):
+    def joint(p, d):
+        return norm.logpdf(d, p["mu"] + p["u"], 1.0).sum() + norm.logpdf(p["u"], 0.0, 1.0).sum()
+
+    with pytest.raises(ValueError, match=match):
+        jm.fit(joint, {"mu": 0.0, "u": np.zeros(3)}, np.ones(3), **kwargs)
+
+
+def test_random_needs_a_joint_density_not_a_built_in_model():
+    with pytest.raises(ValueError, match="random: a built-in model has no random effects"):
+        jm.fit(jm.models.poisson(), np.array([1.0, 2.0, 3.0]), random=["lam"])
