@@ -242,7 +242,7 @@ def fit_chunk(prep: Prepared, source, index: np.ndarray, group: int) -> dict:
         raw = raw._replace(**dict(zip(("loglik", "logpost"), float64_loglik(prep, raw.x, data, batched=True))))
     solved = verdict.final_status(raw.status, inf, raw.logpost, prep.problem.verify_tol(prep.dtype))
     status = np.where(invalid, int(Status.INVALID_DATA), solved)
-    inf = verdict.blank_off_interior(inf, status)
+    inf = verdict.off_interior_inference(inf, status, raw, prep.problem.space)
     bad = invalid[:, None]
     arrays = {
         "estimates": np.where(bad, np.nan, raw.x),

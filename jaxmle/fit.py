@@ -192,24 +192,9 @@ def fit(
     ``params``/``se`` also hold the conditional modes and their prediction SEs.
     """
     if random is not None:
-        return fit_random(
-            loglik,
-            init,
-            data,
-            random,
-            constraints=constraints,
-            prior=prior,
-            fixed=fixed,
-            method=method,
-            nobs=nobs,
-            tol=tol,
-            max_iter=max_iter,
-            dtype=dtype,
-            throw=throw,
-            cov_type=cov_type,
-            starts=starts,
-            seed=seed,
-        )
+        if cov_type != "observed":
+            raise ValueError(f"cov_type must be 'observed' with random effects, got {cov_type!r}")
+        loglik, init = random_effects.outer_problem(loglik, init, random, constraints, fixed, prior)
     model = loglik if isinstance(loglik, models.Model) else None
     prep = prepare(
         loglik,
@@ -238,6 +223,8 @@ def fit(
     if prep.dtype == np.float32:
         raw = raw._replace(**dict(zip(("loglik", "logpost"), float64_loglik(prep, raw.x, data))))
     result = to_result(raw, prep, nobs, cov_type=cov_type, model=model)
+    if random_effects.is_marginal(prep.problem.loglik):
+        attach_random_effects(result)
     report_verdict(result, throw, stacklevel=3)
     return result
 
@@ -253,19 +240,11 @@ def report_verdict(result: FitResult, throw: bool, stacklevel: int) -> None:
         warnings.warn(text, FitWarning, stacklevel=stacklevel)
 
 
-def fit_random(loglik, init, data, random, **options) -> FitResult:
-    """``fit`` of the Laplace marginal of a joint log-density (``jaxmle.random_effects``),
-    with the conditional modes and prediction SEs of the random effects attached."""
-    if options["cov_type"] != "observed":
-        raise ValueError(f"cov_type must be 'observed' with random effects, got {options['cov_type']!r}")
-    marginal, outer_init = random_effects.outer_problem(
-        loglik, init, random, options["constraints"], options["fixed"], options["prior"]
-    )
-    throw = options.pop("throw")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FitWarning)
-        result = fit(marginal, outer_init, data, **options)
+def attach_random_effects(result: FitResult) -> None:
+    """Add the conditional modes of the random effects and their prediction SEs to the
+    ``params`` and ``se`` of a fit of a Laplace marginal (``jaxmle.random_effects``)."""
     prep = result._prep
+    marginal = prep.problem.loglik
     with _precision.context(prep.dtype):
         prediction = random_effects.predict(
             marginal, result._space, result._x, prep.fixed_leaves, prep.data, result.cov, prep.dtype
@@ -274,8 +253,6 @@ def fit_random(loglik, init, data, random, **options) -> FitResult:
     result.se = {**result.se, **prediction.se}
     result.random = marginal.random_effects.keys
     result.notes = result.notes + prediction.notes
-    report_verdict(result, throw, stacklevel=4)
-    return result
 
 
 def float64_loglik(prep: Prepared, x, data, batched: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -313,7 +290,7 @@ def to_result(raw: RawFit, prep: Prepared, nobs: int | None, cov_type: str = "ob
     space = prep.problem.space
     inf = observed_inference(raw.information_z, raw.jacobian, raw.at_kink_z, grad_z=raw.grad_z)
     status = Status(int(verdict.final_status(raw.status, inf, raw.logpost, prep.problem.verify_tol(prep.dtype))))
-    inf = verdict.blank_off_interior(inf, status)
+    inf = verdict.off_interior_inference(inf, status, raw, space)
     fixed_np = [np.asarray(v) for v in prep.fixed_leaves]
     params = space.assemble([np.asarray(v) for v in space.x_flat_to_leaves(raw.x)], fixed_np)
     expected = covariance.expected_information(model, params, prep.data, nobs, space, prep.dtype)

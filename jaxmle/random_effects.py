@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .solvers.linalg import cholesky, cholesky_solve
 from .status import Status
 
 #: the inner Newton's iteration cap and decrement tolerance (relative to 1 + |f|)
@@ -124,10 +125,20 @@ def marginal_loglik(loglik, re: RandomEffects):
     cache = _MARGINALS.setdefault(loglik, {})
     if re not in cache:
         cache[re] = _make_marginal(loglik, re)
+        _MADE.add(cache[re])
     return cache[re]
 
 
 _MARGINALS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_MADE: weakref.WeakSet = weakref.WeakSet()
+
+
+def is_marginal(fn) -> bool:
+    """Whether ``fn`` is a Laplace marginal made by ``marginal_loglik``."""
+    try:
+        return fn in _MADE
+    except TypeError:  # not weakly referenceable
+        return False
 
 
 def _joint(loglik, re: RandomEffects):
@@ -151,9 +162,9 @@ def inner_solve(joint, outer, data, q, dtype):
 
     def newton_step(u):
         value, g = jax.value_and_grad(f)(u)
-        L = jnp.linalg.cholesky(-jax.hessian(f)(u))
-        step = jax.scipy.linalg.cho_solve((L, True), g)
-        return value, step, jnp.dot(g, step), jnp.all(jnp.isfinite(L))
+        factor = cholesky(-jax.hessian(f)(u), certificate=False)
+        step = cholesky_solve(factor.L, g)
+        return value, step, jnp.dot(g, step), factor.ok
 
     def cond(c):
         return (c.status == Status.MAX_ITER) & (c.it < INNER_MAX_ITER)
@@ -201,17 +212,19 @@ def _make_marginal(loglik, re: RandomEffects):
         outer, data = primals
         d_outer, _ = tangents
         u = mode(outer, data)
-        L = jnp.linalg.cholesky(-jax.hessian(joint, argnums=1)(outer, u, data))
+        L = cholesky(-jax.hessian(joint, argnums=1)(outer, u, data), certificate=False).L
         mixed = jax.jvp(lambda o: jax.grad(joint, argnums=1)(o, u, data), (outer,), (d_outer,))[1]
-        return u, jax.scipy.linalg.cho_solve((L, True), mixed)
+        return u, cholesky_solve(L, mixed)
 
     def marginal(outer, data):
         u = mode(outer, data)
-        neg_hessian = -jax.hessian(joint, argnums=1)(outer, u, data)
-        L = jnp.linalg.cholesky(neg_hessian)  # NaN where not positive definite
-        log_det = 2.0 * jnp.sum(jnp.log(jnp.diag(L)))
+        factor = cholesky(-jax.hessian(joint, argnums=1)(outer, u, data), certificate=False)
+        log_det = jnp.where(factor.ok, 2.0 * jnp.sum(jnp.log(jnp.diag(factor.L))), jnp.nan)
         return joint(outer, u, data) + 0.5 * q * jnp.log(2.0 * jnp.pi) - 0.5 * log_det
 
+    marginal.__name__ = marginal.__qualname__ = (
+        f"{getattr(loglik, '__name__', 'loglik')} (Laplace over {', '.join(re.keys)})"
+    )
     marginal.mode = mode
     marginal.joint = joint
     marginal.random_effects = re

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .inference import Inference
+from .inference import Inference, observed_inference
 from .solvers.driver import CONVERGED_BOUNDARY_U
 from .status import Status
 
@@ -56,16 +56,41 @@ def final_status(solver_status, inf: Inference, logpost, tol: float) -> np.ndarr
     )
 
 
-def blank_off_interior(inf: Inference, status) -> Inference:
-    """NaN covariances in fits that stopped at a boundary or ran off (AT_BOUNDARY,
-    NO_FINITE_MAXIMUM): the curvature there describes no interior maximum, and a Wald
-    interval built from it could leave the support."""
-    stopped = np.isin(np.asarray(status), NO_INTERIOR_MAXIMUM)
-    if not stopped.any():  # the common case: no copy of every covariance
+def off_interior_inference(inf: Inference, status, raw, space) -> Inference:
+    """The inference of fits that stopped off an interior maximum; the others untouched.
+
+    NO_FINITE_MAXIMUM: NaN covariances (the curvature there describes no maximum). At a
+    boundary (AT_BOUNDARY): NaN for the parameters at the limit of their constraint, and
+    for the others the covariance conditional on those held at their limits (the inverse
+    of the information over the other coordinates, as lme4 reports fixed-effect SEs at a
+    zero variance); no Wald interval can leave the support. ``raw`` holds the arrays of
+    ``problem.RawFit`` (a leading replicate axis where ``status`` has one)."""
+    status = np.asarray(status)
+    at_boundary = status == Status.AT_BOUNDARY
+    blank = np.isin(status, NO_INTERIOR_MAXIMUM)
+    if not blank.any():  # the common case: no copy of every covariance
         return inf
-    return inf._replace(
-        cov=np.where(stopped[..., None, None], np.nan, inf.cov), se=np.where(stopped[..., None], np.nan, inf.se)
-    )
+    cov, se = np.array(inf.cov, dtype=float), np.array(inf.se, dtype=float)
+    if at_boundary.any():
+        u = np.asarray(raw.u)
+        limits = at_limit_mask(space, u)
+        held = at_boundary & limits.any(axis=-1)
+        if held.any():
+            pick = held if held.ndim else ...
+            J = None if raw.jacobian is None else np.asarray(raw.jacobian)[pick]
+            kink = np.asarray(raw.at_kink_z)[pick] | limits[pick]
+            conditional = observed_inference(np.asarray(raw.information_z)[pick], J, kink)
+            cov[pick], se[pick] = conditional.cov, conditional.se
+            blank = blank & ~held
+    cov[blank], se[blank] = np.nan, np.nan
+    return inf._replace(cov=cov, se=se)
+
+
+def at_limit_mask(space, u: np.ndarray) -> np.ndarray:
+    """Per unconstrained coordinate (over any leading axes of ``u``): beyond
+    ``CONVERGED_BOUNDARY_U`` towards a finite limit of its constraint."""
+    lower, upper = (np.asarray(e, bool) for e in space.finite_ends())
+    return (lower & (u <= -CONVERGED_BOUNDARY_U)) | (upper & (u >= CONVERGED_BOUNDARY_U))
 
 
 def status_notes(status: Status, space, u: np.ndarray, grad_z: np.ndarray | None) -> list[str]:
@@ -75,8 +100,12 @@ def status_notes(status: Status, space, u: np.ndarray, grad_z: np.ndarray | None
     if status in NO_INTERIOR_MAXIMUM:
         limits = at_limits(space, u)
         if limits:
-            verb = "is at" if status == Status.AT_BOUNDARY else "runs off to"
-            return [f"{join_names(limits)}: the estimate {verb} the limit of its constraint"]
+            if status == Status.AT_BOUNDARY:
+                return [
+                    f"{join_names(limits)}: the estimate is at the limit of its constraint (no SE; the other SEs "
+                    "hold it there)"
+                ]
+            return [f"{join_names(limits)}: the estimate runs off to the limit of its constraint"]
         far = np.abs(u) >= 0.1 * np.max(np.abs(u), initial=0.0)
         if status == Status.NO_FINITE_MAXIMUM and np.max(np.abs(u), initial=0.0) >= RUN_OFF_U:
             runs = [f"{n} -> {'+' if v > 0 else '-'}inf" for n, v, f in zip(names, u, far) if f]
@@ -96,20 +125,14 @@ def join_names(items: list[str]) -> str:
 
 
 def at_limits(space, u: np.ndarray) -> list[str]:
-    """'sigma[1] -> 0 (positive)' for each unconstrained coordinate beyond the boundary
-    threshold towards a finite limit of its constraint."""
-    lower, upper = space.finite_ends()
+    """'sigma[1] -> 0 (positive)' for each unconstrained coordinate of one fit at the limit
+    of its constraint (``at_limit_mask``)."""
     names = space.coordinate_names()
-    out, start = [], 0
-    for leaf in space.free:
-        c = leaf.constraint
-        for j in range(start, start + leaf.free_size):
-            if lower[j] and u[j] <= -CONVERGED_BOUNDARY_U:
-                out.append(f"{names[j]} -> {_limit(c, upper=False)} ({c.name})")
-            elif upper[j] and u[j] >= CONVERGED_BOUNDARY_U:
-                out.append(f"{names[j]} -> {_limit(c, upper=True)} ({c.name})")
-        start += leaf.free_size
-    return out
+    constraint_of = [leaf.constraint for leaf in space.free for _ in range(leaf.free_size)]
+    return [
+        f"{names[j]} -> {_limit(constraint_of[j], upper=u[j] > 0)} ({constraint_of[j].name})"
+        for j in np.flatnonzero(at_limit_mask(space, u))
+    ]
 
 
 def _limit(c, upper: bool) -> str:

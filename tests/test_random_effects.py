@@ -245,6 +245,9 @@ def test_a_variance_component_on_its_boundary_is_named():
     np.testing.assert_allclose(res.loglik, lme4["logLik"], rtol=1e-12)
     np.testing.assert_allclose([res.params["mu"], res.params["sigma"]], [lme4["fixef"], lme4["sigma"]], rtol=1e-6)
     assert np.isnan(res.se["sd"]), "no Wald interval for an SD at 0"
+    # the other SEs hold sd at 0: those of the model without the random effect, in closed form
+    n, sigma = len(d["y"]), res.params["sigma"]
+    np.testing.assert_allclose([res.se["mu"], res.se["sigma"]], [sigma / n**0.5, sigma / (2 * n) ** 0.5], rtol=1e-6)
 
 
 # --- bad input ---------------------------------------------------------------------
@@ -273,3 +276,21 @@ def test_bad_random_arguments_are_named(kwargs, match):
 def test_random_needs_a_joint_density_not_a_built_in_model():
     with pytest.raises(ValueError, match="random: a built-in model has no random effects"):
         jm.fit(jm.models.poisson(), np.array([1.0, 2.0, 3.0]), random=["lam"])
+
+
+# --- batches -------------------------------------------------------------------------
+
+
+def test_fit_batch_integrates_each_replicate_like_fit():
+    d, groups = small_lmm()
+    rng = np.random.default_rng(7)
+    ys = np.stack([d["y"], d["y"] + rng.normal(size=d["y"].size), d["y"][::-1]])
+    data = {"x": np.broadcast_to(d["x"], ys.shape), "y": ys, "g": np.broadcast_to(d["g"], ys.shape)}
+    init = {"b0": 0.0, "b1": 0.0, "log_s": 0.0, "log_t": 0.0, "u": np.zeros(groups)}
+    batch = jm.fit_batch(lmm_joint, init, data, random=["u"], progress=False)
+    assert batch.converged.all()
+    for i in range(len(ys)):
+        one = jm.fit(lmm_joint, init, {"x": d["x"], "y": ys[i], "g": d["g"]}, random=["u"])
+        np.testing.assert_allclose(batch.loglik[i], one.loglik, rtol=1e-12)
+        np.testing.assert_allclose(batch.params["log_t"][i], one.params["log_t"], rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(batch.se["b1"][i], one.se["b1"], rtol=1e-7)
