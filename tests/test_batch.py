@@ -231,6 +231,7 @@ print(json.dumps({{"devices": jax.device_count()}}))
 """
 
 
+@pytest.mark.slow
 def test_four_cpu_devices_give_the_results_of_one(tmp_path):
     out = tmp_path / "sharded.npz"
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
@@ -273,6 +274,7 @@ jm.fit_batch(logistic_loglik, {{"beta": np.zeros(3)}}, logistic_data(13), chunk_
 """
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_without_redoing_or_losing_a_chunk(tmp_path, monkeypatch):
     from jaxmle import batch
 
@@ -343,6 +345,7 @@ def _scaled_normal(scale):
     return lambda p, x: jax.scipy.stats.norm.logpdf(x, p["mu"], scale)
 
 
+@pytest.mark.slow
 def test_checkpoint_refuses_a_different_model_on_the_same_data(tmp_path):
     x = np.random.default_rng(5).normal(size=(4, 10))
     path = tmp_path / "ckpt"

@@ -178,6 +178,7 @@ def test_parameters_after_a_simplex_use_their_own_coordinates():
     np.testing.assert_allclose(ci["s"], ref, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_region_after_a_simplex():
     # a 3-simplex (2 coordinates in u) before (mu, sigma) of a normal sample: independent parts
     y = np.random.default_rng(8).normal(1.0, 2.0, size=15)

@@ -116,6 +116,7 @@ def test_poisson_wald_coverage_and_efficiency_at_n_200():
         assert word in text
 
 
+@pytest.mark.slow
 def test_custom_simulate_and_loglik_match_the_model_form():
     rate, n = 4.0, 50
     custom = jm.simulation_study(
@@ -142,6 +143,7 @@ def test_custom_simulate_and_loglik_match_the_model_form():
         jm.simulation_study(Poisson(), {"rate": 1.0}, 10, 0, seed=0)
 
 
+@pytest.mark.slow
 def test_same_seed_same_results_across_chunks_and_interruptions(tmp_path, monkeypatch):
     from jaxmle import checkpoint
 
@@ -197,6 +199,7 @@ def run_memory(reps, chunk):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_chunked_study_memory_stays_bounded():
     got = run_memory(50_000, 10_000)
     assert got["used"] == 50_000 and abs(got["coverage"] - 0.94) < 0.02
@@ -210,6 +213,7 @@ def test_a_million_gaussian_fits_under_3_gb():
     assert got["rss"] < 3e9
 
 
+@pytest.mark.slow
 def test_plot_and_command(tmp_path, monkeypatch, capsys):
     pytest.importorskip("matplotlib")
     st = jm.simulation_study(NormalVar(), {"mu": 1.0, "var": 2.0}, 20, 200, seed=6)
@@ -250,6 +254,7 @@ def test_plot_and_command(tmp_path, monkeypatch, capsys):
     assert "unknown model" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_simulate_command_passes_factory_arguments(capsys):
     from jaxmle import cli
 

@@ -233,6 +233,7 @@ def test_symmetric_mixture_finds_the_global_maximum_with_eight_starts():
     assert sum(o.count for o in res.optima) <= 8
 
 
+@pytest.mark.slow
 def test_explicit_starts_and_bad_starts():
     x = np.random.default_rng(3).normal(1.0, 2.0, size=100)
     ll = lambda p, d: stats.norm.logpdf(d, p["mu"], p["sigma"])  # noqa: E731
