@@ -6,8 +6,8 @@ log-density f(θ, u) = log p(y | u, θ) + log p(u | θ), and the fit maximizes t
     ℓ(θ) = log ∫ exp f(θ, u) du ≈ f(θ, û) + (q/2) log 2π − ½ log det(−∇²_uu f(θ, û)),
 
 where û(θ) is the mode of f over the q random effects u (exact for a Gaussian f, as in a
-linear mixed model). û(θ) is found by the trust-region Newton of ``solvers``, started at
-u = 0 for every evaluation, and carries the derivative the implicit function theorem gives
+linear mixed model). û(θ) is found by a lean Newton iteration (``inner_solve``), started
+at u = 0 for every evaluation, and carries the derivative the implicit function theorem gives
 it, dû/dθ = −(∇²_uu f)⁻¹ ∇²_uθ f, by a rule JAX differentiates again: the outer gradient
 and Hessian, and so the observed information of the marginal, are exact, never
 derivatives through the inner iterations. An inner solve that does not reach a verified
