@@ -30,6 +30,7 @@ import warnings
 import weakref
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 _depth = 0
@@ -170,3 +171,15 @@ def low_precision(constants, dtype) -> list:
         if np.issubdtype(kind, np.floating) and kind.itemsize < width:
             narrow.append(const)
     return narrow
+
+
+def to_device(data, dtype):
+    """Floating leaves of ``data`` to ``dtype``; others as they are."""
+
+    def convert(leaf):
+        arr = np.asarray(leaf)
+        if np.issubdtype(arr.dtype, np.floating):
+            return jnp.asarray(arr, dtype)
+        return jnp.asarray(arr)
+
+    return jax.tree_util.tree_map(convert, data)

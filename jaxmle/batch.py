@@ -31,10 +31,11 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from . import _precision, random_effects, verdict
+from ._precision import to_device
 from .batch_results import BatchFitResult
 from .checkpoint import Checkpoint, checkpoint_path
 from .fingerprint import run_fingerprint, tree_digest
-from .fit import Prepared, check_at_start, float64_loglik, prepare, to_device
+from .fit import Prepared, check_at_start, float64_loglik, prepare
 from .inference import Inference
 from .models.base import Model
 from .problem import Problem, RawFit, batch_options, batched_solve, compiled_solve
@@ -124,8 +125,6 @@ def fit_batch(
             "single fits with jm.fit)"
         )
     checkpoint = checkpoint_path(checkpoint)
-    if random is not None:
-        loglik, init = random_effects.outer_problem(loglik, init, random, constraints, fixed, prior, bool(batched_init))
     model = loglik if isinstance(loglik, Model) else None
     if model is not None and data is None:
         data, init = init, None
@@ -139,6 +138,10 @@ def fit_batch(
     if check is not None and not valid.any():
         check(take(host, 0))  # raises: no replicate is valid, so there is no model to build
     one = take(host, int(np.argmax(valid)))
+    if random is not None:
+        loglik, init = random_effects.outer_problem(
+            loglik, init, random, constraints, fixed, prior, one, bool(batched_init)
+        )
 
     init_of_data = None
     init_host = None

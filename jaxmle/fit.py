@@ -78,7 +78,7 @@ def prepare(
 
     problem = Problem(loglik, space, priors, log_prior, solver, tol, max_iter)
     with _precision.context(dtype):
-        data = to_device(data, dtype)
+        data = _precision.to_device(data, dtype)
         fixed_leaves = [jnp.asarray(v, dtype) for v in fixed_values]
         free_init = [jnp.asarray(v, dtype) for v, leaf in zip(values, space.leaves) if not leaf.fixed]
         u0 = np.asarray(space.x_leaves_to_u(free_init))
@@ -194,7 +194,7 @@ def fit(
     if random is not None:
         if cov_type != "observed":
             raise ValueError(f"cov_type must be 'observed' with random effects, got {cov_type!r}")
-        loglik, init = random_effects.outer_problem(loglik, init, random, constraints, fixed, prior)
+        loglik, init = random_effects.outer_problem(loglik, init, random, constraints, fixed, prior, data)
     model = loglik if isinstance(loglik, models.Model) else None
     prep = prepare(
         loglik,
@@ -262,7 +262,7 @@ def float64_loglik(prep: Prepared, x, data, batched: bool = False) -> tuple[np.n
     with _precision.context(np.float64):
         fixed = [jnp.asarray(v, np.float64) for v in prep.fixed_leaves]
         values = compiled_loglik64(prep.problem, batched)(
-            jnp.asarray(x, np.float64), fixed, to_device(data, np.float64)
+            jnp.asarray(x, np.float64), fixed, _precision.to_device(data, np.float64)
         )
         return tuple(np.asarray(v) for v in values)
 
@@ -382,15 +382,3 @@ def _build_space(init, constraints, fixed) -> tuple[ParameterSpace, list]:
 
 def data_size(data) -> int:
     return sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(data))
-
-
-def to_device(data, dtype):
-    """Floating leaves of ``data`` to ``dtype``; others as they are."""
-
-    def convert(leaf):
-        arr = np.asarray(leaf)
-        if np.issubdtype(arr.dtype, np.floating):
-            return jnp.asarray(arr, dtype)
-        return jnp.asarray(arr)
-
-    return jax.tree_util.tree_map(convert, data)

@@ -24,6 +24,7 @@ the outer covariance (what TMB's ``sdreport`` reports), join ``params`` and ``se
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import weakref
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .solvers.linalg import cholesky, cholesky_solve
+from . import _precision, inner_hessian
 from .status import Status
 
 #: the inner Newton's iteration cap and decrement tolerance (relative to 1 + |f|)
@@ -50,10 +51,35 @@ class RandomEffects:
 
     keys: tuple[str, ...]
     shapes: tuple[tuple[int, ...], ...]
+    #: G conditionally independent groups along every entry's leading axis, or None
+    groups: int | None = None
 
     @property
     def size(self) -> int:
         return sum(math.prod(s) for s in self.shapes)
+
+    @property
+    def block_size(self) -> int:
+        """k = q / G: the random effects of one group."""
+        return self.size // self.groups
+
+    def to_blocks(self, flat, xp=jnp):
+        """(G, k) from the flat vector: row g holds row g of every entry, in key order."""
+        pieces, start = [], 0
+        for shape in self.shapes:
+            n = math.prod(shape)
+            pieces.append(flat[start : start + n].reshape(self.groups, -1))
+            start += n
+        return xp.concatenate(pieces, axis=1)
+
+    def from_blocks(self, blocks, xp=jnp):
+        """The flat vector from ``to_blocks``' (G, k) layout."""
+        pieces, start = [], 0
+        for shape in self.shapes:
+            width = math.prod(shape) // self.groups
+            pieces.append(blocks[:, start : start + width].reshape(-1))
+            start += width
+        return xp.concatenate(pieces)
 
     def unravel(self, flat):
         """{key: array} from the flat vector of all random effects."""
@@ -105,17 +131,22 @@ def split(init, random, constraints, fixed, prior, batched: bool = False):
     return outer, RandomEffects(tuple(random), tuple(shapes))
 
 
-def outer_problem(loglik, init, random, constraints, fixed, prior, batched: bool = False):
+def outer_problem(loglik, init, random, constraints, fixed, prior, data, batched: bool = False):
     """(the Laplace marginal of the joint ``loglik``, the outer ``init``): what ``fit``,
-    ``fit_batch`` and ``simulation_study`` fit with ``random=``. Raises ValueError naming
-    ``random`` for a built-in model (no joint density to integrate) and for the cases of
-    ``split``."""
+    ``fit_batch`` and ``simulation_study`` fit with ``random=``. ``data`` is one
+    replicate's data, on which the inner Hessian's structure is found
+    (``inner_hessian.find_groups``). Raises ValueError naming ``random`` for a built-in
+    model (no joint density to integrate) and for the cases of ``split``."""
     from .models import Model
 
     if isinstance(loglik, Model):
         raise ValueError("random: a built-in model has no random effects; write the joint log-density as loglik")
     outer_init, re = split(init, random, constraints, fixed, prior, batched)
-    return marginal_loglik(loglik, re), outer_init
+    with _precision.context(np.float64):
+        first = {k: np.asarray(v, np.float64)[0] if batched else v for k, v in outer_init.items()}
+        outer = {k: jnp.asarray(v, np.float64) for k, v in first.items()}
+        groups = inner_hessian.find_groups(_joint(loglik, re), re, outer, _precision.to_device(data, np.float64))
+    return marginal_loglik(loglik, dataclasses.replace(re, groups=groups)), outer_init
 
 
 def marginal_loglik(loglik, re: RandomEffects):
@@ -148,7 +179,7 @@ def _joint(loglik, re: RandomEffects):
     return joint
 
 
-def inner_solve(joint, outer, data, q, dtype):
+def inner_solve(joint, outer, data, re: RandomEffects, dtype):
     """The mode û of ``joint`` over u, by Newton's method from u = 0 with step halving:
     (û, CONVERGED or why not).
 
@@ -162,9 +193,9 @@ def inner_solve(joint, outer, data, q, dtype):
 
     def newton_step(u):
         value, g = jax.value_and_grad(f)(u)
-        factor = cholesky(-jax.hessian(f)(u), certificate=False)
-        step = cholesky_solve(factor.L, g)
-        return value, step, jnp.dot(g, step), factor.ok
+        fac = inner_hessian.factor(inner_hessian.neg_hessian(f, u, re))
+        step = inner_hessian.factor_solve(fac, g, re)
+        return value, step, jnp.dot(g, step), fac.ok
 
     def cond(c):
         return (c.status == Status.MAX_ITER) & (c.it < INNER_MAX_ITER)
@@ -185,7 +216,7 @@ def inner_solve(joint, outer, data, q, dtype):
         u = jnp.where(done, c.u + step, jnp.where(failed, c.u, c.u + alpha * step))
         return _Inner(u, status.astype(jnp.int32), c.it + 1)
 
-    start = _Inner(jnp.zeros(q, dtype), jnp.int32(Status.MAX_ITER), jnp.int32(0))
+    start = _Inner(jnp.zeros(re.size, dtype), jnp.int32(Status.MAX_ITER), jnp.int32(0))
     final = jax.lax.while_loop(cond, body, start)
     return final.u, final.status
 
@@ -200,26 +231,35 @@ def _make_marginal(loglik, re: RandomEffects):
     joint = _joint(loglik, re)
     q = re.size
 
-    @jax.custom_jvp
-    def mode(outer, data):
+    def solved(outer, data):
+        """û at ``outer`` (NaN unless the inner solve converged); never differentiated."""
+        outer = jax.lax.stop_gradient(outer)
         dtype = jnp.result_type(*jax.tree_util.tree_leaves(outer))
-        u, status = inner_solve(joint, outer, data, q, dtype)
+        u, status = inner_solve(joint, outer, data, re, dtype)
         return jnp.where(status == Status.CONVERGED, u, jnp.nan)
 
-    @mode.defjvp
-    def mode_jvp(primals, tangents):
-        """dû = −(∇²_uu f)⁻¹ ∇²_uθ f dθ (implicit function theorem), linear in dθ."""
-        outer, data = primals
-        d_outer, _ = tangents
-        u = mode(outer, data)
-        L = cholesky(-jax.hessian(joint, argnums=1)(outer, u, data), certificate=False).L
+    @jax.custom_jvp
+    def at_mode(outer, data, u_hat):
+        """û(outer), given its value ``u_hat``: the identity, carrying dû/dθ."""
+        return u_hat
+
+    @at_mode.defjvp
+    def at_mode_jvp(primals, tangents):
+        """dû = −(∇²_uu f)⁻¹ ∇²_uθ f dθ (implicit function theorem), linear in dθ. The
+        value is passed in, so that derivatives of any order hold one inner solve."""
+        outer, data, u_hat = primals
+        d_outer = tangents[0]
+        u = at_mode(outer, data, u_hat)
+        neg_h = inner_hessian.neg_hessian(partial(joint, outer, data=data), u, re)
         mixed = jax.jvp(lambda o: jax.grad(joint, argnums=1)(o, u, data), (outer,), (d_outer,))[1]
-        return u, cholesky_solve(L, mixed)
+        return u, inner_hessian.solve(neg_h, mixed, re)
+
+    def mode(outer, data):
+        return at_mode(outer, data, solved(outer, data))
 
     def marginal(outer, data):
         u = mode(outer, data)
-        factor = cholesky(-jax.hessian(joint, argnums=1)(outer, u, data), certificate=False)
-        log_det = jnp.where(factor.ok, 2.0 * jnp.sum(jnp.log(jnp.diag(factor.L))), jnp.nan)
+        log_det = inner_hessian.spd_log_det(inner_hessian.neg_hessian(partial(joint, outer, data=data), u, re))
         return joint(outer, u, data) + 0.5 * q * jnp.log(2.0 * jnp.pi) - 0.5 * log_det
 
     marginal.__name__ = marginal.__qualname__ = (
@@ -248,7 +288,7 @@ def predict(marginal, space, x, fixed_leaves, data, cov, dtype) -> Prediction:
     free = space.x_flat_to_leaves(jnp.asarray(x, dtype))
     u, status, neg_hessian, J = (np.asarray(a) for a in _at_estimate(marginal, space, free, fixed_leaves, data))
     status = Status(int(status))
-    eig_min = float(np.linalg.eigvalsh(neg_hessian).min())
+    eig_min = inner_hessian.smallest_eigenvalue(neg_hessian)
     if status != Status.CONVERGED or not eig_min > 0:
         note = (
             f"the inner problem over {', '.join(re.keys)} has no verified maximum at the estimate "
@@ -256,7 +296,8 @@ def predict(marginal, space, x, fixed_leaves, data, cov, dtype) -> Prediction:
         )
         nan = {k: np.full(s, np.nan) for k, s in zip(re.keys, re.shapes)}
         return Prediction(re.unravel(u), nan, status, [note])
-    se = np.sqrt(np.diag(np.linalg.inv(neg_hessian) + J @ cov @ J.T))  # NaN where cov is
+    outer_part = np.einsum("ip,pq,iq->i", J, cov, J)  # NaN where cov is
+    se = np.sqrt(inner_hessian.inverse_diagonal(neg_hessian, re) + outer_part)
     return Prediction(re.unravel(u), re.unravel(se), status, [])
 
 
@@ -264,11 +305,12 @@ def predict(marginal, space, x, fixed_leaves, data, cov, dtype) -> Prediction:
 def _at_estimate(marginal, space, free, fixed_leaves, data):
     """(û, inner status, −∇²_uu f at û, dû/dx over the free parameters), compiled once
     per model."""
-    joint, q = marginal.joint, marginal.random_effects.size
+    joint, re = marginal.joint, marginal.random_effects
+    q = re.size
     outer = space.assemble(free, fixed_leaves)
     dtype = jnp.result_type(*free)
-    u, status = inner_solve(joint, outer, data, q, dtype)
-    neg_hessian = -jax.hessian(joint, argnums=1)(outer, u, data)
+    u, status = inner_solve(joint, outer, data, re, dtype)
+    neg_hessian = inner_hessian.neg_hessian(partial(joint, outer, data=data), u, re)
     J = jax.jacfwd(lambda fr: marginal.mode(space.assemble(fr, fixed_leaves), data))(free)
     return u, status, neg_hessian, jnp.concatenate([j.reshape(q, -1) for j in J], axis=1)
 

@@ -146,7 +146,8 @@ def simulation_study(
     if random is not None:
         if init is None:
             raise ValueError("init: with random=, init must hold the random effects (their shapes) and the outer start")
-        loglik, init = random_effects.outer_problem(model or loglik, init, random, constraints, None, None)
+        if model is not None:
+            raise ValueError("random: a built-in model has no random effects; write the joint log-density as loglik")
     if model is not None and not isinstance(model, Model):
         raise ValueError(f"model must be a built-in model such as jm.models.poisson(), got {type(model).__name__}")
     if model is not None and (simulate is not None or loglik is not None):
@@ -172,6 +173,8 @@ def simulation_study(
         check_simulate(simulate, truth_host, n)
     generate = _generator(simulate, n, dt, seed, truth_host)
     one = take(generate(np.zeros(1, np.int64)), 0)
+    if random is not None:
+        loglik, init = random_effects.outer_problem(loglik, init, random, constraints, None, None, one)
 
     per_data_init = model is not None and init is None  # each replicate starts at model.init of its data
     if init is None:

@@ -105,6 +105,44 @@ def test_marginal_derivatives_match_finite_differences_for_a_logistic_glmm():
     np.testing.assert_allclose(hess, hess.T, rtol=1e-12, atol=1e-12)
 
 
+def test_conditionally_independent_groups_are_found_and_integrate_block_by_block():
+    d, groups = small_lmm()
+    init = {"b0": 0.0, "b1": 0.0, "log_s": 0.0, "log_t": 0.0, "u": np.zeros(groups)}
+    blocks, _ = random_effects.outer_problem(lmm_joint, init, ["u"], None, None, None, d)
+    assert blocks.random_effects.groups == groups
+    dense = random_effects.marginal_loglik(lmm_joint, blocks.random_effects.__class__(("u",), ((groups,),)))
+    p = {"b0": 0.7, "b1": 0.3, "log_s": 0.1, "log_t": -0.2}
+    with jax.enable_x64(True):
+        p = {k: jnp.float64(v) for k, v in p.items()}
+        got, want = (jax.jit(lambda p, f=f: (f(p, d), jax.hessian(f)(p, d)))(p) for f in (blocks, dense))
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_coupled_random_effects_are_integrated_densely():
+    # a latent AR(1) series u (one entry per time, so one "group" per row by shape alone)
+    # observed with noise: the rows are coupled, the structure check sees it, and the
+    # marginal is the exact Gaussian one
+    T, rng = 12, np.random.default_rng(3)
+    y = np.cumsum(rng.normal(size=T))
+
+    def joint(p, y):
+        u, phi, tau = p["u"], p["phi"], jnp.exp(p["log_tau"])
+        latent = norm.logpdf(u[0], 0.0, tau / jnp.sqrt(1 - phi**2)) + norm.logpdf(u[1:], phi * u[:-1], tau).sum()
+        return latent + norm.logpdf(y, u, 0.5).sum()
+
+    init = {"phi": 0.5, "log_tau": 0.0, "u": np.zeros(T)}
+    marginal, _ = random_effects.outer_problem(joint, init, ["u"], None, None, None, y)
+    assert marginal.random_effects.groups is None
+    phi, tau = 0.6, 1.3
+    lags = np.abs(np.subtract.outer(np.arange(T), np.arange(T)))
+    V = tau**2 / (1 - phi**2) * phi**lags + 0.25 * np.eye(T)
+    with jax.enable_x64(True):
+        got = marginal({"phi": jnp.float64(phi), "log_tau": jnp.float64(np.log(tau))}, y)
+        want = multivariate_normal.logpdf(y, np.zeros(T), V)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
 # --- against lme4 and glmmTMB --------------------------------------------------------
 
 
