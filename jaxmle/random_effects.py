@@ -43,6 +43,9 @@ INNER_MAX_ITER = 100
 INNER_TOL = 1e-14
 #: the smallest fraction of a Newton step the halving tries
 HALVING_FLOOR = 1e-10
+#: a trial point within this of the current value (relative to 1 + |f|) is no worse: near
+#: the mode the change is round-off, and halving a Newton step for it would only spin
+INNER_ROUNDOFF = 1e-12
 
 
 @dataclass(frozen=True)
@@ -207,8 +210,8 @@ def inner_solve(joint, outer, data, re: RandomEffects, dtype):
         def halve(h):
             return h[0] * 0.5, f(c.u + h[0] * 0.5 * step)
 
-        def worse(h):
-            return ~(h[1] >= value) & (h[0] > HALVING_FLOOR)
+        def worse(h):  # within round-off of ``value`` counts as no worse
+            return ~done & ~(h[1] >= value - INNER_ROUNDOFF * (1.0 + jnp.abs(value))) & (h[0] > HALVING_FLOOR)
 
         alpha, _ = jax.lax.while_loop(worse, halve, (jnp.ones((), dtype) * 2.0, -jnp.inf * jnp.ones((), dtype)))
         failed = ~pd | ~jnp.isfinite(value) | ~(alpha > HALVING_FLOOR)
