@@ -8,7 +8,7 @@ Hessian-vector products whose probes hold the j-th coordinate of every group at 
 factorization, solve and log-determinant runs block by block: time and memory grow
 linearly with G, where the dense path costs O(q²) memory and O(q³) time.
 
-``find_groups`` decides, before anything is compiled for the fit, whether a model has that
+``structure_check`` decides, before anything is compiled for the fit, whether a model has that
 structure: every random entry must have the same leading length G ≥ 2, and the block
 product must reproduce a full Hessian-vector product at two points, for a random probe.
 """
@@ -125,26 +125,31 @@ def smallest_eigenvalue(neg_h: np.ndarray) -> float:
     return float(np.linalg.eigvalsh(neg_h).min())
 
 
-def find_groups(joint, re, outer, data) -> int | None:
-    """G when the random effects form G ≥ 2 conditionally independent groups along the
-    leading axis of every random entry (checked numerically on ``joint(outer, u, data)``
-    at u = 0 and at a random u), else None (the dense path)."""
+def structure_check(joint, re):
+    """``check(outer, data)``: G when the random effects of ``re`` form G ≥ 2 conditionally
+    independent groups along the leading axis of every random entry (checked numerically on
+    ``joint(outer, u, data)`` at u = 0 and at a random u), else None (the dense path).
+    Compiled once per model and reused."""
     leading = {shape[0] if shape else None for shape in re.shapes}
     if len(leading) != 1 or None in leading or next(iter(leading)) < 2:
-        return None
+        return lambda outer, data: None
     blocks = type(re)(re.keys, re.shapes, next(iter(leading)))
+    products = jax.jit(partial(_structure_products, joint, blocks))
     rng = np.random.default_rng(0)
     points = np.stack([np.zeros(re.size), 0.1 * rng.standard_normal(re.size)])
     probe = rng.standard_normal(re.size)
-    products = jax.jit(partial(_structure_products, joint, blocks))
-    try:
-        full, blockwise = (np.asarray(a) for a in products(outer, jnp.asarray(points), jnp.asarray(probe), data))
-    except Exception:  # bad data or init: the fit's own checks, which come next, name the argument
-        return None
-    if not (np.all(np.isfinite(full)) and np.all(np.isfinite(blockwise))):
-        return None
-    scale = np.maximum(np.abs(full).max(axis=1, initial=0.0), np.finfo(float).tiny)
-    return blocks.groups if np.all(np.abs(full - blockwise).max(axis=1) <= STRUCTURE_RTOL * scale) else None
+
+    def check(outer, data):
+        try:
+            full, blockwise = (np.asarray(a) for a in products(outer, jnp.asarray(points), jnp.asarray(probe), data))
+        except Exception:  # bad data or init: the fit's own checks, which come next, name the argument
+            return None
+        if not (np.all(np.isfinite(full)) and np.all(np.isfinite(blockwise))):
+            return None
+        scale = np.maximum(np.abs(full).max(axis=1, initial=0.0), np.finfo(float).tiny)
+        return blocks.groups if np.all(np.abs(full - blockwise).max(axis=1) <= STRUCTURE_RTOL * scale) else None
+
+    return check
 
 
 def _structure_products(joint, re, outer, points, probe, data):

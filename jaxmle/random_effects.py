@@ -138,7 +138,7 @@ def outer_problem(loglik, init, random, constraints, fixed, prior, data, batched
     """(the Laplace marginal of the joint ``loglik``, the outer ``init``): what ``fit``,
     ``fit_batch`` and ``simulation_study`` fit with ``random=``. ``data`` is one
     replicate's data, on which the inner Hessian's structure is found
-    (``inner_hessian.find_groups``). Raises ValueError naming ``random`` for a built-in
+    (``inner_hessian.structure_check``). Raises ValueError naming ``random`` for a built-in
     model (no joint density to integrate) and for the cases of ``split``."""
     from .models import Model
 
@@ -148,7 +148,7 @@ def outer_problem(loglik, init, random, constraints, fixed, prior, data, batched
     with _precision.context(np.float64):
         first = {k: np.asarray(v, np.float64)[0] if batched else v for k, v in outer_init.items()}
         outer = {k: jnp.asarray(v, np.float64) for k, v in first.items()}
-        groups = inner_hessian.find_groups(_joint(loglik, re), re, outer, _precision.to_device(data, np.float64))
+        groups = _structure_check(loglik, re)(outer, _precision.to_device(data, np.float64))
     return marginal_loglik(loglik, dataclasses.replace(re, groups=groups)), outer_init
 
 
@@ -163,7 +163,16 @@ def marginal_loglik(loglik, re: RandomEffects):
     return cache[re]
 
 
+def _structure_check(loglik, re: RandomEffects):
+    """``inner_hessian.structure_check`` of the joint ``loglik``, made once per model."""
+    cache = _CHECKS.setdefault(loglik, {})
+    if re not in cache:
+        cache[re] = inner_hessian.structure_check(_joint(loglik, re), re)
+    return cache[re]
+
+
 _MARGINALS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_CHECKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _MADE: weakref.WeakSet = weakref.WeakSet()
 
 
@@ -210,8 +219,9 @@ def inner_solve(joint, outer, data, re: RandomEffects, dtype):
         def halve(h):
             return h[0] * 0.5, f(c.u + h[0] * 0.5 * step)
 
-        def worse(h):  # within round-off of ``value`` counts as no worse
-            return ~done & ~(h[1] >= value - INNER_ROUNDOFF * (1.0 + jnp.abs(value))) & (h[0] > HALVING_FLOOR)
+        def worse(h):  # within round-off of ``value`` counts as no worse; no halving from a failed point
+            no_worse = h[1] >= value - INNER_ROUNDOFF * (1.0 + jnp.abs(value))
+            return ~done & pd & jnp.isfinite(value) & ~no_worse & (h[0] > HALVING_FLOOR)
 
         alpha, _ = jax.lax.while_loop(worse, halve, (jnp.ones((), dtype) * 2.0, -jnp.inf * jnp.ones((), dtype)))
         failed = ~pd | ~jnp.isfinite(value) | ~(alpha > HALVING_FLOOR)

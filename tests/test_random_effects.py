@@ -332,3 +332,36 @@ def test_fit_batch_integrates_each_replicate_like_fit():
         np.testing.assert_allclose(batch.loglik[i], one.loglik, rtol=1e-12)
         np.testing.assert_allclose(batch.params["log_t"][i], one.params["log_t"], rtol=1e-7, atol=1e-9)
         np.testing.assert_allclose(batch.se["b1"][i], one.se["b1"], rtol=1e-7)
+
+
+def test_simulation_study_integrates_each_simulated_replicate_like_fit():
+    groups, per = 6, 5
+    g = np.repeat(np.arange(groups), per)
+
+    def simulate(key, truth, n):
+        k1, k2 = jax.random.split(key)
+        u = truth["sd"] * jax.random.normal(k1, (groups,))
+        return {"y": truth["mu"] + u[g] + jax.random.normal(k2, (groups * per,)), "g": jnp.asarray(g)}
+
+    def joint(p, d):
+        return norm.logpdf(d["y"], p["mu"] + p["u"][d["g"]], 1.0).sum() + norm.logpdf(p["u"], 0.0, p["sd"]).sum()
+
+    truth = {"mu": 1.0, "sd": 0.8}
+    init = {"mu": 0.0, "sd": 1.0, "u": np.zeros(groups)}
+    options = dict(constraints={"sd": jm.positive}, random=["u"])
+    study = jm.simulation_study(
+        truth=truth,
+        n=groups * per,
+        reps=3,
+        seed=4,
+        simulate=simulate,
+        loglik=joint,
+        init=init,
+        progress=False,
+        **options,
+    )
+    with jax.enable_x64(True):
+        data = jax.tree_util.tree_map(np.asarray, simulate(jax.random.fold_in(jax.random.key(4), 2), truth, 0))
+    one = quiet_fit(joint, init, data, **options)
+    np.testing.assert_allclose(study.fits.params["mu"][2], one.params["mu"], rtol=1e-9)
+    np.testing.assert_allclose(study.fits.loglik[2], one.loglik, rtol=1e-12)
