@@ -82,6 +82,7 @@ def fit_batch(
     batched_init=None,
     cov_type="observed",
     random=None,
+    nagq=1,
 ) -> BatchFitResult:
     """Fit one model to many datasets: ``fit`` for every replicate, vmapped over devices.
 
@@ -100,6 +101,7 @@ def fit_batch(
       Laplace approximation; the results hold the outer parameters (the conditional modes
       of a replicate: ``jm.fit`` on its data). The random entries of ``init`` give the
       random effects' shapes (with ``batched_init=True``, after the replicate axis).
+      ``nagq``: as in ``fit``.
 
     - ``chunk_size``: replicates per chunk (memory grows with it; default: the data of a
       chunk stay under 128 MB). Results do not depend on it.
@@ -125,6 +127,7 @@ def fit_batch(
             "single fits with jm.fit)"
         )
     checkpoint = checkpoint_path(checkpoint)
+    random_effects.check_nagq(nagq, random)
     model = loglik if isinstance(loglik, Model) else None
     if model is not None and data is None:
         data, init = init, None
@@ -140,7 +143,7 @@ def fit_batch(
     one = take(host, int(np.argmax(valid)))
     if random is not None:
         loglik, init = random_effects.outer_problem(
-            loglik, init, random, constraints, fixed, prior, one, bool(batched_init)
+            loglik, init, random, constraints, fixed, prior, one, bool(batched_init), nagq
         )
 
     init_of_data = None

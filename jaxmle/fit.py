@@ -163,6 +163,7 @@ def fit(
     starts=None,
     seed=0,
     random=None,
+    nagq=1,
 ) -> FitResult:
     """Maximize ``sum(loglik(params, data)) + log_prior(params)`` over ``params``.
 
@@ -189,12 +190,15 @@ def fit(
     ``random=[names]``: those entries of ``init`` are random effects, integrated out of the
     joint log-density ``loglik`` by the Laplace approximation (``jaxmle.random_effects``):
     ``loglik`` is then the marginal log-likelihood, ``df`` counts the outer parameters, and
-    ``params``/``se`` also hold the conditional modes and their prediction SEs.
+    ``params``/``se`` also hold the conditional modes and their prediction SEs. ``nagq=K``
+    (up to 25, one scalar random effect per group) integrates by K-node adaptive
+    Gauss–Hermite quadrature instead (``jaxmle.quadrature``; lme4's nAGQ).
     """
+    random_effects.check_nagq(nagq, random)
     if random is not None:
         if cov_type != "observed":
             raise ValueError(f"cov_type must be 'observed' with random effects, got {cov_type!r}")
-        loglik, init = random_effects.outer_problem(loglik, init, random, constraints, fixed, prior, data)
+        loglik, init = random_effects.outer_problem(loglik, init, random, constraints, fixed, prior, data, nagq=nagq)
     model = loglik if isinstance(loglik, models.Model) else None
     prep = prepare(
         loglik,

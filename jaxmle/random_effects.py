@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _precision, inner_hessian
+from . import _precision, inner_hessian, quadrature
 from .status import Status
 
 #: the inner Newton's iteration cap and decrement tolerance (relative to 1 + |f|)
@@ -56,6 +56,8 @@ class RandomEffects:
     shapes: tuple[tuple[int, ...], ...]
     #: G conditionally independent groups along every entry's leading axis, or None
     groups: int | None = None
+    #: adaptive Gauss–Hermite nodes per group (1: the Laplace approximation)
+    nagq: int = 1
 
     @property
     def size(self) -> int:
@@ -134,7 +136,7 @@ def split(init, random, constraints, fixed, prior, batched: bool = False):
     return outer, RandomEffects(tuple(random), tuple(shapes))
 
 
-def outer_problem(loglik, init, random, constraints, fixed, prior, data, batched: bool = False):
+def outer_problem(loglik, init, random, constraints, fixed, prior, data, batched: bool = False, nagq=1):
     """(the Laplace marginal of the joint ``loglik``, the outer ``init``): what ``fit``,
     ``fit_batch`` and ``simulation_study`` fit with ``random=``. ``data`` is one
     replicate's data, on which the inner Hessian's structure is found
@@ -144,12 +146,34 @@ def outer_problem(loglik, init, random, constraints, fixed, prior, data, batched
 
     if isinstance(loglik, Model):
         raise ValueError("random: a built-in model has no random effects; write the joint log-density as loglik")
+    nagq = check_nagq(nagq)
     outer_init, re = split(init, random, constraints, fixed, prior, batched)
     with _precision.context(np.float64):
         first = {k: np.asarray(v, np.float64)[0] if batched else v for k, v in outer_init.items()}
         outer = {k: jnp.asarray(v, np.float64) for k, v in first.items()}
         groups = _structure_check(loglik, re)(outer, _precision.to_device(data, np.float64))
-    return marginal_loglik(loglik, dataclasses.replace(re, groups=groups)), outer_init
+    re = dataclasses.replace(re, groups=groups)
+    if nagq > 1 and (groups is None or re.block_size != 1):
+        raise ValueError(
+            f"nagq: adaptive quadrature needs one scalar random effect per conditionally independent group "
+            f"(entries of shape (G,) or (G, 1) whose groups no term of loglik couples); {', '.join(re.keys)} "
+            + ("are not grouped that way" if groups is None else f"have {re.block_size} per group")
+            + ": use nagq=1 (the Laplace approximation)"
+        )
+    return marginal_loglik(loglik, dataclasses.replace(re, nagq=nagq)), outer_init
+
+
+#: lme4's limit on nAGQ, kept for the same reason: more nodes add cost, not accuracy
+NAGQ_MAX = 25
+
+
+def check_nagq(nagq, random=True) -> int:
+    """``nagq`` as an int in 1..NAGQ_MAX (and 1 without ``random``), else ValueError naming it."""
+    if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)) or not 1 <= nagq <= NAGQ_MAX:
+        raise ValueError(f"nagq must be an integer from 1 to {NAGQ_MAX} (1: the Laplace approximation), got {nagq!r}")
+    if random is None and nagq != 1:
+        raise ValueError(f"nagq: quadrature over random effects needs random=, got nagq={nagq!r}")
+    return int(nagq)
 
 
 def marginal_loglik(loglik, re: RandomEffects):
@@ -272,11 +296,16 @@ def _make_marginal(loglik, re: RandomEffects):
 
     def marginal(outer, data):
         u = mode(outer, data)
-        log_det = inner_hessian.spd_log_det(inner_hessian.neg_hessian(partial(joint, outer, data=data), u, re))
-        return joint(outer, u, data) + 0.5 * q * jnp.log(2.0 * jnp.pi) - 0.5 * log_det
+        neg_h = inner_hessian.neg_hessian(partial(joint, outer, data=data), u, re)
+        at_mode_value = joint(outer, u, data)
+        if re.nagq > 1:
+            f = partial(joint, outer, data=data)
+            return at_mode_value + quadrature.adaptive_gauss_hermite(f, u, neg_h, re.nagq)
+        return at_mode_value + 0.5 * q * jnp.log(2.0 * jnp.pi) - 0.5 * inner_hessian.spd_log_det(neg_h)
 
+    method = "Laplace" if re.nagq == 1 else f"{re.nagq}-node adaptive Gauss-Hermite"
     marginal.__name__ = marginal.__qualname__ = (
-        f"{getattr(loglik, '__name__', 'loglik')} (Laplace over {', '.join(re.keys)})"
+        f"{getattr(loglik, '__name__', 'loglik')} ({method} over {', '.join(re.keys)})"
     )
     marginal.mode = mode
     marginal.joint = joint

@@ -131,6 +131,7 @@ def simulation_study(
     checkpoint=None,
     progress=None,
     random=None,
+    nagq=1,
 ) -> StudyResult:
     """Simulate ``reps`` datasets of size ``n`` from ``truth``, fit each, and summarize.
 
@@ -140,9 +141,11 @@ def simulation_study(
 
     ``random=[names]``: ``loglik`` is a joint log-density whose random effects (those
     entries of ``init``, which then must be given) are integrated out of every fit by the
-    Laplace approximation (``jaxmle.random_effects``); ``truth`` holds the outer parameters.
+    Laplace approximation (``jaxmle.random_effects``), or with ``nagq`` as in ``fit``;
+    ``truth`` holds the outer parameters.
     """
     checkpoint = checkpoint_path(checkpoint)
+    random_effects.check_nagq(nagq, random)
     if random is not None:
         if init is None:
             raise ValueError("init: with random=, init must hold the random effects (their shapes) and the outer start")
@@ -174,7 +177,7 @@ def simulation_study(
     generate = _generator(simulate, n, dt, seed, truth_host)
     one = take(generate(np.zeros(1, np.int64)), 0)
     if random is not None:
-        loglik, init = random_effects.outer_problem(loglik, init, random, constraints, None, None, one)
+        loglik, init = random_effects.outer_problem(loglik, init, random, constraints, None, None, one, nagq=nagq)
 
     per_data_init = model is not None and init is None  # each replicate starts at model.init of its data
     if init is None:

@@ -240,6 +240,41 @@ def test_cbpp_binomial_glmm_laplace():
     assert np.isfinite(res.bic) and res.aic == pytest.approx(2 * 5 - 2 * res.loglik)
 
 
+def test_cbpp_adaptive_gauss_hermite_matches_lme4_nagq25():
+    d, const = cbpp()
+    init = {"beta": np.zeros(4), "sd": 1.0, "u": np.zeros(15)}
+    res = jm.fit(cbpp_joint, init, d, constraints={"sd": jm.positive}, random=["u"], nagq=25)
+    ref = REF["cbpp_agq25"]
+    assert res.converged
+    # lme4 reports -deviance/2 for nAGQ > 1, the log-likelihood less the saturated binomial
+    # model's (sum of log Binomial(k; n, k/n))
+    k, n = d["k"], d["n"]
+    saturated = sum(math.log(math.comb(int(b), int(a))) for a, b in zip(k, n)) + np.sum(
+        np.where(k > 0, k * np.log(np.where(k > 0, k / n, 1.0)), 0.0)
+        + np.where(n > k, (n - k) * np.log(np.where(n > k, 1 - k / n, 1.0)), 0.0)
+    )
+    loglik = res.loglik + const - saturated
+    assert loglik >= ref["logLik"] - 1e-8, (loglik, ref["logLik"])
+    np.testing.assert_allclose(loglik, ref["logLik"], rtol=1e-9)
+    np.testing.assert_allclose(res.params["beta"], ref["fixef"], rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(res.se["beta"], ref["se"], rtol=1e-3)
+    np.testing.assert_allclose(res.params["sd"], ref["vc_sdcor"], rtol=1e-3)
+
+
+def test_adaptive_gauss_hermite_is_exact_for_gaussian_groups_and_one_node_is_laplace():
+    d, groups = small_lmm()
+    init = {"b0": 0.0, "b1": 0.0, "log_s": 0.0, "log_t": 0.0, "u": np.zeros(groups)}
+    p = {"b0": 0.7, "b1": 0.3, "log_s": 0.1, "log_t": -0.2}
+    values = []
+    for nagq in (1, 7):
+        marginal, _ = random_effects.outer_problem(lmm_joint, init, ["u"], None, None, None, d, nagq=nagq)
+        with jax.enable_x64(True):
+            q = {k: jnp.float64(v) for k, v in p.items()}
+            values.append(jax.jit(lambda q, m=marginal: (m(q, d), jax.hessian(m)(q, d)))(q))
+    flat = [np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(v)]) for v in values]
+    np.testing.assert_allclose(flat[1], flat[0], rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.slow
 def test_grouseticks_poisson_glmm():
     g = pd.read_csv(REFERENCE / "grouseticks.csv")
@@ -294,21 +329,25 @@ def test_a_variance_component_on_its_boundary_is_named():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"random": ["v"]}, "random: v not in init"),
+        ({"random": ["w"]}, "random: w not in init"),
         ({"random": []}, "random must be a non-empty list"),
         ({"random": ["u", "u"]}, "each name once"),
         ({"random": ["u"], "constraints": {"u": jm.positive}}, "random: u also named in constraints"),
         ({"random": ["u"], "fixed": {"u": np.zeros(3)}}, "random: u also named in fixed"),
-        ({"random": ["u", "mu"]}, "nothing to fit"),
+        ({"random": ["u", "v", "mu"]}, "nothing to fit"),
         ({"random": ["u"], "cov_type": "robust"}, "cov_type must be 'observed' with random effects"),
+        ({"random": ["u"], "nagq": 0}, "nagq must be an integer from 1 to 25"),
+        ({"nagq": 3}, "nagq: quadrature over random effects needs random="),
+        ({"random": ["u", "v"], "nagq": 3}, "nagq: adaptive quadrature needs one scalar random effect per"),
     ],
 )
 def test_bad_random_arguments_are_named(kwargs, match):
     def joint(p, d):
-        return norm.logpdf(d, p["mu"] + p["u"], 1.0).sum() + norm.logpdf(p["u"], 0.0, 1.0).sum()
+        u = p["u"] + p["v"]
+        return norm.logpdf(d, p["mu"] + u, 1.0).sum() + norm.logpdf(u, 0.0, 1.0).sum()
 
     with pytest.raises(ValueError, match=match):
-        jm.fit(joint, {"mu": 0.0, "u": np.zeros(3)}, np.ones(3), **kwargs)
+        jm.fit(joint, {"mu": 0.0, "u": np.zeros(3), "v": np.zeros(3)}, np.ones(3), **kwargs)
 
 
 def test_random_needs_a_joint_density_not_a_built_in_model():
