@@ -14,9 +14,8 @@ quadrature for the standard normal:
 
 (the same as lme4's nAGQ). One node is the Laplace approximation; the rule is exact when
 exp(D_g(z) + z²/2) is a polynomial in z of degree below 2·nodes, e.g. a constant for a
-Gaussian f_g. D_g is found
-by moving one group at a time: G·nodes evaluations of f per evaluation of the marginal, so
-the cost grows with the number of groups times the data size.
+Gaussian f_g. D_g is found by moving one group at a time: G·nodes evaluations of f per
+evaluation of the marginal, so the cost grows with the number of groups times the data size.
 """
 
 from __future__ import annotations

@@ -14,6 +14,11 @@ derivatives through the inner iterations. An inner solve that does not reach a v
 maximum (or whose −∇²_uu f is not positive definite) makes the marginal NaN: the outer
 solver rejects such a point, and at the estimate it is a status of the fit.
 
+When the random effects form conditionally independent groups, −∇²_uu f is block diagonal
+and is handled block by block (``inner_hessian``); with one scalar effect per group,
+``nagq`` nodes of adaptive Gauss–Hermite quadrature can replace the Laplace approximation
+(``quadrature``).
+
 Integrating the fixed effects out as well (``random=["u", "beta"]``, a flat prior on
 beta) gives the restricted (REML) likelihood of a linear mixed model, as lme4 defines it.
 
