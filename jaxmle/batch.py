@@ -217,7 +217,7 @@ def run_batch(prep: Prepared, nobs, reps: int, source, *, chunk_size, progress, 
     chunk_size = check_positive_int("chunk_size", chunk_size)
     _, sample, _ = source(np.zeros(1, dtype=np.int64))
     per_rep = max(1, sum(int(np.size(a)) for a in jax.tree_util.tree_leaves(sample)))
-    group = block_lanes(per_rep) * jax.device_count()
+    group = block_lanes(per_rep * random_effects.lane_weight(prep.problem.loglik)) * jax.device_count()
     size = chunk_length(chunk_size, reps, per_rep, group)
     out = Outputs(reps, prep.problem.space.k)
     writer = checkpoint is not None and jax.process_index() == 0

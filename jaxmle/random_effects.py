@@ -205,6 +205,14 @@ _CHECKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _MADE: weakref.WeakSet = weakref.WeakSet()
 
 
+def lane_weight(fn) -> int:
+    """How many lanes' worth of data one replicate of ``fn`` counts for when a batch groups
+    its lanes: 1 + q for a Laplace marginal over q random effects (each evaluation runs an
+    inner Newton iteration, so wide groups gain nothing from vectorizing, and small groups
+    let the batch's two-pass handling confine a slow fit to its own group), else 1."""
+    return 1 + fn.random_effects.size if is_marginal(fn) else 1
+
+
 def is_marginal(fn) -> bool:
     """Whether ``fn`` is a Laplace marginal made by ``marginal_loglik``."""
     try:
