@@ -31,7 +31,6 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from . import _precision, random_effects, verdict
-from ._precision import to_device
 from .batch_results import BatchFitResult
 from .checkpoint import Checkpoint, checkpoint_path
 from .fingerprint import run_fingerprint, tree_digest
@@ -566,7 +565,7 @@ def model_inits(init_fn, chunk, dtype):
     non-traceable ``init`` runs in Python."""
     with _precision.context(dtype):
         try:
-            return jax.tree_util.tree_map(np.asarray, _mapped(init_fn)(to_device(chunk, dtype)))
+            return jax.tree_util.tree_map(np.asarray, _mapped(init_fn)(_precision.to_device(chunk, dtype)))
         except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError, TypeError, ValueError):
             reps = jax.tree_util.tree_leaves(chunk)[0].shape[0]
             rows = [init_fn(take(chunk, i)) for i in range(reps)]

@@ -15,6 +15,7 @@ product must reproduce a full Hessian-vector product at two points, for a random
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 from typing import NamedTuple
 
@@ -62,9 +63,12 @@ def factor(neg_h) -> InnerFactor:
 
 def factor_solve(fac: InnerFactor, v, re):
     """(−∇²_uu f)⁻¹ v for a flat v, from its ``factor`` (not differentiable)."""
-    if re.groups is None:
-        return _solve_factored(fac, v)
-    return re.from_blocks(_solve_factored(fac, re.to_blocks(v)))
+    return _by_rows(partial(_solve_factored, fac), v, re)
+
+
+def _by_rows(fn, v, re):
+    """``fn`` applied to the flat v laid out like the rows of −∇²_uu f ((q,) or (G, k))."""
+    return fn(v) if re.groups is None else re.from_blocks(fn(re.to_blocks(v)))
 
 
 def _solve_factored(fac: InnerFactor, b):
@@ -74,9 +78,7 @@ def _solve_factored(fac: InnerFactor, b):
 
 def solve(neg_h, v, re):
     """(−∇²_uu f)⁻¹ v for a flat v, NaN where not positive definite; differentiable."""
-    if re.groups is None:
-        return spd_solve(neg_h, v)
-    return re.from_blocks(spd_solve(neg_h, re.to_blocks(v)))
+    return _by_rows(partial(spd_solve, neg_h), v, re)
 
 
 @jax.custom_jvp
@@ -133,7 +135,7 @@ def structure_check(joint, re):
     leading = {shape[0] if shape else None for shape in re.shapes}
     if len(leading) != 1 or None in leading or next(iter(leading)) < 2:
         return lambda outer, data: None
-    blocks = type(re)(re.keys, re.shapes, next(iter(leading)))
+    blocks = dataclasses.replace(re, groups=next(iter(leading)))
     products = jax.jit(partial(_structure_products, joint, blocks))
     rng = np.random.default_rng(0)
     points = np.stack([np.zeros(re.size), 0.1 * rng.standard_normal(re.size)])

@@ -145,13 +145,10 @@ def outer_problem(loglik, init, random, constraints, fixed, prior, data, batched
     """(the Laplace marginal of the joint ``loglik``, the outer ``init``): what ``fit``,
     ``fit_batch`` and ``simulation_study`` fit with ``random=``. ``data`` is one
     replicate's data, on which the inner Hessian's structure is found
-    (``inner_hessian.structure_check``). Raises ValueError naming ``random`` for a built-in
-    model (no joint density to integrate) and for the cases of ``split``."""
-    from .models import Model
-
-    if isinstance(loglik, Model):
-        raise ValueError("random: a built-in model has no random effects; write the joint log-density as loglik")
-    nagq = check_nagq(nagq)
+    (``inner_hessian.structure_check``); ``nagq`` as ``check_nagq`` passed it. Raises
+    ValueError naming ``random`` for a built-in model (no joint density to integrate) and
+    for the cases of ``split``, naming ``nagq`` where the groups do not allow quadrature."""
+    check_joint(loglik)
     outer_init, re = split(init, random, constraints, fixed, prior, batched)
     with _precision.context(np.float64):
         first = {k: np.asarray(v, np.float64)[0] if batched else v for k, v in outer_init.items()}
@@ -165,14 +162,22 @@ def outer_problem(loglik, init, random, constraints, fixed, prior, data, batched
             + ("are not grouped that way" if groups is None else f"have {re.block_size} per group")
             + ": use nagq=1 (the Laplace approximation)"
         )
-    return marginal_loglik(loglik, dataclasses.replace(re, nagq=nagq)), outer_init
+    return marginal_loglik(loglik, dataclasses.replace(re, nagq=int(nagq))), outer_init
+
+
+def check_joint(loglik) -> None:
+    """ValueError naming ``random`` for a built-in model: it has no joint density to integrate."""
+    from .models import Model
+
+    if isinstance(loglik, Model):
+        raise ValueError("random: a built-in model has no random effects; write the joint log-density as loglik")
 
 
 #: lme4's limit on nAGQ, kept for the same reason: more nodes add cost, not accuracy
 NAGQ_MAX = 25
 
 
-def check_nagq(nagq, random=True) -> int:
+def check_nagq(nagq, random) -> int:
     """``nagq`` as an int in 1..NAGQ_MAX (and 1 without ``random``), else ValueError naming it."""
     if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)) or not 1 <= nagq <= NAGQ_MAX:
         raise ValueError(f"nagq must be an integer from 1 to {NAGQ_MAX} (1: the Laplace approximation), got {nagq!r}")
@@ -309,12 +314,11 @@ def _make_marginal(loglik, re: RandomEffects):
 
     def marginal(outer, data):
         u = mode(outer, data)
-        neg_h = inner_hessian.neg_hessian(partial(joint, outer, data=data), u, re)
-        at_mode_value = joint(outer, u, data)
+        f = partial(joint, outer, data=data)
+        neg_h = inner_hessian.neg_hessian(f, u, re)
         if re.nagq > 1:
-            f = partial(joint, outer, data=data)
-            return at_mode_value + quadrature.adaptive_gauss_hermite(f, u, neg_h, re.nagq)
-        return at_mode_value + 0.5 * q * jnp.log(2.0 * jnp.pi) - 0.5 * inner_hessian.spd_log_det(neg_h)
+            return f(u) + quadrature.adaptive_gauss_hermite(f, u, neg_h, re.nagq)
+        return f(u) + 0.5 * q * jnp.log(2.0 * jnp.pi) - 0.5 * inner_hessian.spd_log_det(neg_h)
 
     method = "Laplace" if re.nagq == 1 else f"{re.nagq}-node adaptive Gauss-Hermite"
     marginal.__name__ = marginal.__qualname__ = (

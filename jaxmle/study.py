@@ -149,8 +149,7 @@ def simulation_study(
     if random is not None:
         if init is None:
             raise ValueError("init: with random=, init must hold the random effects (their shapes) and the outer start")
-        if model is not None:
-            raise ValueError("random: a built-in model has no random effects; write the joint log-density as loglik")
+        random_effects.check_joint(model or loglik)
     if model is not None and not isinstance(model, Model):
         raise ValueError(f"model must be a built-in model such as jm.models.poisson(), got {type(model).__name__}")
     if model is not None and (simulate is not None or loglik is not None):
