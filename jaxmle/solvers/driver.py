@@ -132,9 +132,15 @@ def run(
         finite = jnp.isfinite(r.f) & jnp.all(jnp.isfinite(r.u))
         steady = r.full_step & _steady(step, s.last_step, r.u, s.u)
         runaway = jnp.where(r.refreshed, s.runaway, jnp.where(steady, s.runaway + 1, 0))
-        ran_off, far_u, far_f, ran_off_status = _run_off(objective, r.u, step, r.f, runaway >= RUNAWAY_ITERATIONS, ends)
         threshold = jnp.where(r.converged, CONVERGED_BOUNDARY_U, BOUNDARY_U)
-        at_boundary, unbounded = _boundary(objective, r.u, r.f, ends, finite & ~ran_off & ~s.done, threshold)
+        outward = _outward(r.u, ends, threshold)
+        suspect = runaway >= RUNAWAY_ITERATIONS
+        near = finite & ~s.done & jnp.any(outward != 0)
+        ran_off, far_u, far_f, ran_off_status, at_boundary, unbounded = at_most_once(
+            suspect | near,
+            lambda: _probe_verdict(objective, r.u, step, r.f, suspect, near, outward, ends),
+            (False, r.u, r.f, jnp.int32(Status.NO_FINITE_MAXIMUM), False, False),
+        )
         no_maximum = (ran_off & (ran_off_status == Status.NO_FINITE_MAXIMUM)) | unbounded
         boundary = (ran_off & (ran_off_status == Status.AT_BOUNDARY)) | (at_boundary & ~unbounded)
         status = jnp.select(
@@ -161,7 +167,11 @@ def run(
     # observations) looks the same as a stall; probe along the whole way travelled
     stuck = final.status == Status.LINE_SEARCH_FAILED
     travelled = final.u - (u0 if origin is None else origin)
-    ran_off, far_u, far_f, ran_off_status = _run_off(objective, final.u, travelled, final.f, stuck, ends)
+    ran_off, far_u, far_f, ran_off_status = at_most_once(
+        stuck,
+        lambda: _run_off(objective, final.u, travelled, final.f, stuck, ends),
+        (False, final.u, final.f, jnp.int32(Status.NO_FINITE_MAXIMUM)),
+    )
     return SolverResult(
         jnp.where(ran_off, far_u, final.u),
         jnp.where(ran_off, far_f, final.f),
@@ -200,22 +210,43 @@ def _run_off(objective, u, step, f, active, ends: Ends):
     return confirmed, u + distances[-1] * direction, values[-1], status
 
 
-def _boundary(objective, u, f, ends: Ends, active, threshold):
-    """(at_boundary, unbounded) for the coordinates of ``u`` beyond ``threshold`` towards
-    a finite limit: probed further out, the objective is no worse (the supremum is on the
+def _probe_verdict(objective, u, step, f, suspect, near, outward, ends: Ends):
+    """The run-off probes along ``step`` (where ``suspect``), then, where no run-off was
+    confirmed, the boundary probes along ``outward`` (where ``near``)."""
+    ran_off, far_u, far_f, status = _run_off(objective, u, step, f, suspect, ends)
+    at_boundary, unbounded = _boundary(objective, u, f, outward, near & ~ran_off)
+    return ran_off, far_u, far_f, status, at_boundary, unbounded
+
+
+def _outward(u, ends: Ends, threshold):
+    """Per coordinate: -1 or +1 towards a finite limit that ``u`` lies beyond ``threshold``
+    of, else 0."""
+    return jnp.where(ends.lower & (u <= -threshold), -1.0, jnp.where(ends.upper & (u >= threshold), 1.0, 0.0))
+
+
+def _boundary(objective, u, f, outward, active):
+    """(at_boundary, unbounded) for the coordinates of ``u`` that lie towards a finite limit
+    (``outward``): probed further out, the objective is no worse (the supremum is on the
     boundary), and its gain does not shrink from one probe to the next (unbounded)."""
-    outward = jnp.where(ends.lower & (u <= -threshold), -1.0, jnp.where(ends.upper & (u >= threshold), 1.0, 0.0))
-    near = jnp.any(outward != 0)
     direction = outward / jnp.maximum(jnp.linalg.norm(outward), 1.0)
-    values = probe(objective, u, direction, jnp.asarray(BOUNDARY_STEPS, u.dtype), active & near)
+    values = probe(objective, u, direction, jnp.asarray(BOUNDARY_STEPS, u.dtype), active)
     gain = f - values[0]
-    at_boundary = active & near & jnp.isfinite(values[0]) & (gain >= -_roundoff(f))
+    at_boundary = active & jnp.isfinite(values[0]) & (gain >= -_roundoff(f))
     unbounded = at_boundary & (gain > _roundoff(f)) & (values[0] - values[1] >= 0.5 * gain)
     return at_boundary, unbounded
 
 
 def _roundoff(f):
     return 16 * jnp.finfo(f.dtype).eps * (1.0 + jnp.abs(f))
+
+
+def at_most_once(pred, compute, otherwise):
+    """``compute()`` where ``pred``, else ``otherwise`` (a pytree of the same structure).
+
+    A loop of one trip or none: under ``vmap``, where a ``cond`` would evaluate ``compute``
+    for every fit, it runs only when some fit needs it, so that checks and fallbacks
+    cost nothing in the iterations where no fit needs them."""
+    return lax.while_loop(lambda c: c[0], lambda c: (jnp.bool_(False), compute()), (pred, otherwise))[1]
 
 
 def probe(objective, u, direction, distances, active):

@@ -13,6 +13,17 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+#: systems up to this size are factorized and solved in straight-line code, which XLA
+#: fuses across columns (a loop per factorization costs more than its arithmetic there,
+#: and a check that is skipped by a loop elsewhere costs less inline); larger ones keep
+#: their loops, so that the program stays small
+UNROLL_MAX = 8
+
+
+def _over(n: int, body, init):
+    """``lax.fori_loop(0, n, body, init)``, unrolled where ``n <= UNROLL_MAX``."""
+    return lax.fori_loop(0, n, body, init, unroll=n <= UNROLL_MAX)
+
 
 def modified_cholesky(A, pivot_floor: float, pivot_replacement: float):
     """Lower-triangular L with L Lᵀ = A + E, E diagonal and non-negative, and whether E ≠ 0.
@@ -33,7 +44,7 @@ def modified_cholesky(A, pivot_floor: float, pivot_replacement: float):
         col = jnp.where(idx > j, s / d, 0.0)
         return L.at[:, j].set(jnp.where(idx == j, d, col)), modified | small
 
-    return lax.fori_loop(0, n, column, (jnp.zeros_like(A), jnp.bool_(False)))
+    return _over(n, column, (jnp.zeros_like(A), jnp.bool_(False)))
 
 
 def cholesky_solve(L, b):
@@ -43,13 +54,13 @@ def cholesky_solve(L, b):
     def forward(i, y):
         return y.at[i].set((b[i] - L[i] @ y) / L[i, i])
 
-    y = lax.fori_loop(0, n, forward, jnp.zeros_like(b))
+    y = _over(n, forward, jnp.zeros_like(b))
 
     def backward(k, x):
         i = n - 1 - k
         return x.at[i].set((y[i] - L[:, i] @ x) / L[i, i])
 
-    return lax.fori_loop(0, n, backward, jnp.zeros_like(b))
+    return _over(n, backward, jnp.zeros_like(b))
 
 
 class Factor(NamedTuple):
@@ -85,7 +96,7 @@ def cholesky(A, pivot_floor: float = 0.0, certificate: bool = True) -> Factor:
         return L, bad | small, jnp.where(new, j, first), jnp.where(new, s[j], pivot)
 
     init = (jnp.zeros_like(A), jnp.bool_(False), jnp.int32(n - 1), jnp.zeros((), A.dtype))
-    L, bad, first, pivot = lax.fori_loop(0, n, column, init)
+    L, bad, first, pivot = _over(n, column, init)
     if not certificate:
         return Factor(L, ~bad, jnp.zeros((), A.dtype), jnp.zeros(n, A.dtype))
     r = jnp.where(idx < first, L[first], 0.0)
@@ -94,7 +105,7 @@ def cholesky(A, pivot_floor: float = 0.0, certificate: bool = True) -> Factor:
         i = n - 1 - k
         return y.at[i].set(jnp.where(i < first, (r[i] - L[:, i] @ y) / L[i, i], 0.0))
 
-    y = lax.fori_loop(0, n, backward, jnp.zeros(n, A.dtype))
+    y = _over(n, backward, jnp.zeros(n, A.dtype))
     defect = jnp.where(bad, jnp.where(idx == first, 1.0, -y), 0.0)
     return Factor(L, ~bad, jnp.where(bad, jnp.nan_to_num(pivot), 0.0), defect)
 
@@ -105,4 +116,4 @@ def forward_solve(L, b):
     def forward(i, y):
         return y.at[i].set((b[i] - L[i] @ y) / L[i, i])
 
-    return lax.fori_loop(0, L.shape[0], forward, jnp.zeros_like(b))
+    return _over(L.shape[0], forward, jnp.zeros_like(b))

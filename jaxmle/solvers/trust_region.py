@@ -45,8 +45,8 @@ from jax import lax
 
 from ..status import Status
 from .derivatives import value_grad_hessian
-from .driver import Step, Strategy
-from .linalg import cholesky, cholesky_solve, forward_solve
+from .driver import Step, Strategy, at_most_once
+from .linalg import UNROLL_MAX, cholesky, cholesky_solve, forward_solve
 
 ETA = 1e-4
 POOR, GOOD = 0.25, 0.75
@@ -182,10 +182,9 @@ def _to_boundary(s, z, radius):
     return -gap / jnp.where(far == 0, 1.0, far)
 
 
-def _at_most_once(pred, fn, default):
-    """``fn()`` where ``pred`` else ``default``, in a loop of zero or one trip (so that
-    under ``vmap`` it costs nothing unless some fit needs it)."""
-    return lax.while_loop(lambda c: c[0], lambda c: (jnp.bool_(False), fn()), (pred, default))[1]
+def _clearly_indefinite(A):
+    """λ_min(A) < -NEGATIVE_CURVATURE: A + NEGATIVE_CURVATURE·I has no Cholesky factor."""
+    return ~cholesky(A + NEGATIVE_CURVATURE * jnp.eye(A.shape[0], dtype=A.dtype), certificate=False).ok
 
 
 class TrustState(NamedTuple):
@@ -208,7 +207,7 @@ def trust_region_newton(objective, tol: float) -> Strategy:
         m, radius, fresh = state
         interior = m.pd & (jnp.linalg.norm(m.newton) <= radius)
         boundary = active & fresh & ~interior
-        s = _at_most_once(boundary, lambda: more_sorensen(m.A, m.b, radius, boundary), m.newton)
+        s = jnp.where(boundary, more_sorensen(m.A, m.b, radius, boundary), m.newton)  # no trips unless needed
         s = jnp.where(fresh, s, 0.0)
         s_norm = jnp.linalg.norm(s)
         predicted = -(jnp.dot(m.b, s) + 0.5 * jnp.dot(s, m.A @ s))
@@ -236,13 +235,11 @@ def trust_region_newton(objective, tol: float) -> Strategy:
         small = tol * (1.0 + jnp.abs(f_cur))
         loose = jnp.sqrt(tol) * (1.0 + jnp.abs(f_cur))
         gradient = jnp.dot(cur.b, cur.b)
-        negative = _at_most_once(
-            active & ~cur.pd & (gradient <= loose),
-            lambda: (
-                ~cholesky(cur.A + NEGATIVE_CURVATURE * jnp.eye(cur.A.shape[0], dtype=cur.A.dtype), certificate=False).ok
-            ),
-            jnp.bool_(False),
-        )
+        suspect = active & ~cur.pd & (gradient <= loose)
+        if cur.A.shape[0] <= UNROLL_MAX:  # straight-line code costs less than a loop skipping it
+            negative = suspect & _clearly_indefinite(cur.A)
+        else:
+            negative = at_most_once(suspect, lambda: _clearly_indefinite(cur.A), jnp.bool_(False))
         measure = jnp.where(cur.pd, cur.decrement, gradient)
         admissible = cur.finite & (cur.pd | ~negative)
         converged = admissible & ((take & (measure <= small)) | (stalled & (measure <= loose)))
