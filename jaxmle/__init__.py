@@ -16,11 +16,14 @@ from .constraints import (
     unit_interval,
 )
 from .fit import FitError, FitWarning, fit
+from .formula import Design, design
 from .lrtest import LRTest, lr_test
 from .profile import BetterFitFound, ProfileWarning
 from .results import FitResult
+from .sampling import SampleResult, sample
 from .status import Status
 from .study import StudyResult, simulation_study
+from .wald import WaldTest
 
 __version__ = "0.1.0"
 
@@ -28,6 +31,8 @@ __all__ = [
     "fit",
     "fit_batch",
     "simulation_study",
+    "sample",
+    "SampleResult",
     "FitResult",
     "BatchFitResult",
     "StudyResult",
@@ -37,6 +42,9 @@ __all__ = [
     "Status",
     "lr_test",
     "LRTest",
+    "design",
+    "Design",
+    "WaldTest",
     "ProfileWarning",
     "BetterFitFound",
     "priors",

@@ -30,7 +30,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from . import _precision, random_effects, verdict
+from . import _precision, covariance, random_effects, verdict
 from .batch_results import BatchFitResult
 from .checkpoint import Checkpoint, checkpoint_path
 from .fingerprint import run_fingerprint, tree_digest
@@ -82,6 +82,8 @@ def fit_batch(
     cov_type="observed",
     random=None,
     nagq=1,
+    labels=None,
+    groups=None,
 ) -> BatchFitResult:
     """Fit one model to many datasets: ``fit`` for every replicate, vmapped over devices.
 
@@ -94,13 +96,17 @@ def fit_batch(
     ``fit``'s rule (allowed where the log-likelihood is finite at the start, else the
     replicate ends with NONFINITE_START).
 
-    - ``cov_type``: only ``"observed"`` (the inverse observed information); the robust, OPG
-      and expected covariances are available for single fits with ``jm.fit``.
+    - ``cov_type`` (and ``groups``): as in ``fit``; for ``"cluster"``, ``groups`` (one label
+      per observation) is shared by all replicates. The sandwich, OPG and expected
+      covariances are computed after each chunk is solved, from every replicate's own scores
+      (or the model's expected information), so each replicate's SEs are those ``fit`` gives
+      on its data.
     - ``random``: as in ``fit``, every replicate's random effects integrated out by the
       Laplace approximation; the results hold the outer parameters (the conditional modes
       of a replicate: ``jm.fit`` on its data). The random entries of ``init`` give the
       random effects' shapes (with ``batched_init=True``, after the replicate axis).
       ``nagq``: as in ``fit``.
+    - ``labels``: names of vector elements, as in ``fit``.
 
     - ``chunk_size``: replicates per chunk (memory grows with it; default: the data of a
       chunk stay under 128 MB). Results do not depend on it.
@@ -120,11 +126,8 @@ def fit_batch(
     chunk, and every process receives all results; only process 0 writes the checkpoint, which
     must be on a file system all processes see.
     """
-    if cov_type != "observed":
-        raise ValueError(
-            f"cov_type must be 'observed' for fit_batch, got {cov_type!r} (robust/opg/expected are available for "
-            "single fits with jm.fit)"
-        )
+    if random is not None and cov_type != "observed":
+        raise ValueError(f"cov_type must be 'observed' with random effects, got {cov_type!r}")
     checkpoint = checkpoint_path(checkpoint)
     random_effects.check_nagq(nagq, random)
     model = loglik if isinstance(loglik, Model) else None
@@ -168,7 +171,9 @@ def fit_batch(
         max_iter=max_iter,
         dtype=dtype,
         batched=True,
+        labels=labels,
     )
+    prep.clusters = covariance.check(cov_type, prep, model, groups)
     if init_host is not None:
         check_support("init", prep.problem.space, jax.tree_util.tree_leaves(init_host), batched=True)
     try:
@@ -192,7 +197,10 @@ def fit_batch(
     def fingerprint():
         label = repr(model) if model is not None else getattr(loglik, "__qualname__", type(loglik).__name__)
         init_digest = tree_digest(init_host if init_host is not None else init0)
-        return run_fingerprint(prep, reps, "fit_batch", label) | {"data": tree_digest(host), "init": init_digest}
+        inputs = {"data": tree_digest(host), "init": init_digest}
+        if cov_type != "observed":  # (observed runs keep the fingerprint of earlier versions)
+            inputs |= {"cov_type": cov_type, "groups": tree_digest(prep.clusters)}
+        return run_fingerprint(prep, reps, "fit_batch", label) | inputs
 
     return run_batch(
         prep,
@@ -203,13 +211,28 @@ def fit_batch(
         progress=progress,
         checkpoint=checkpoint,
         fingerprint=fingerprint,
+        cov_type=cov_type,
+        model=model,
     )
 
 
 # --- the chunked, sharded run -----------------------------------------------------------------
-def run_batch(prep: Prepared, nobs, reps: int, source, *, chunk_size, progress, checkpoint, fingerprint):
+def run_batch(
+    prep: Prepared,
+    nobs,
+    reps: int,
+    source,
+    *,
+    chunk_size,
+    progress,
+    checkpoint,
+    fingerprint,
+    cov_type="observed",
+    model=None,
+):
     """Fit replicates ``0..reps-1``; ``source(index) -> (u0, data, invalid)`` gives a chunk's inputs
-    and ``fingerprint()`` what identifies the run in a checkpoint."""
+    and ``fingerprint()`` what identifies the run in a checkpoint. A ``cov_type`` other than
+    ``"observed"`` (checked by ``covariance.check``) replaces each chunk's covariances."""
     from tqdm.auto import tqdm
 
     show, delay = progress_mode(progress)
@@ -219,6 +242,9 @@ def run_batch(prep: Prepared, nobs, reps: int, source, *, chunk_size, progress, 
     group = block_lanes(per_rep * random_effects.lane_weight(prep.problem.loglik)) * jax.device_count()
     size = chunk_length(chunk_size, reps, per_rep, group)
     out = Outputs(reps, prep.problem.space.k)
+    replace_cov = None
+    if cov_type != "observed":
+        replace_cov = functools.partial(covariance.replace_batch, cov_type=cov_type, prep=prep, model=model, nobs=nobs)
     writer = checkpoint is not None and jax.process_index() == 0
     store = None if checkpoint is None else Checkpoint(checkpoint, fingerprint(), writer=writer)
     with store or contextlib.nullcontext():
@@ -229,16 +255,17 @@ def run_batch(prep: Prepared, nobs, reps: int, source, *, chunk_size, progress, 
         with tqdm(total=reps, initial=reps - len(todo), unit="fit", disable=not show, delay=delay) as bar:
             for start in range(0, len(todo), size):
                 index = todo[start : start + size]
-                arrays = fit_chunk(prep, source, index, group)
+                arrays = fit_chunk(prep, source, index, group, replace_cov)
                 out.put(index, arrays)
                 if writer:
                     store.save(index, arrays)
                 bar.update(len(index))
-    return out.result(prep, nobs)
+    return out.result(prep, nobs, cov_type)
 
 
-def fit_chunk(prep: Prepared, source, index: np.ndarray, group: int) -> dict:
-    """Per-replicate results of one chunk (padded to a whole number of groups of lanes)."""
+def fit_chunk(prep: Prepared, source, index: np.ndarray, group: int, replace_cov=None) -> dict:
+    """Per-replicate results of one chunk (padded to a whole number of groups of lanes);
+    ``replace_cov(inf, raw, data)`` gives the covariances when they are not the observed ones."""
     lanes = -(-len(index) // group) * group
     padded = np.concatenate([index, np.full(lanes - len(index), index[0], dtype=index.dtype)])
     u0, data, invalid = source(padded)
@@ -248,6 +275,8 @@ def fit_chunk(prep: Prepared, source, index: np.ndarray, group: int) -> dict:
     solved = verdict.final_status(raw.status, inf, raw.logpost, prep.problem.verify_tol(prep.dtype))
     status = np.where(invalid, int(Status.INVALID_DATA), solved)
     inf = verdict.off_interior_inference(inf, status, raw, prep.problem.space)
+    if replace_cov is not None:
+        inf = replace_cov(inf, raw, data)
     bad = invalid[:, None]
     arrays = {
         "estimates": np.where(bad, np.nan, raw.x),
@@ -413,7 +442,7 @@ class Outputs:
             self.arrays[name][index] = a
         self.done[index] = True
 
-    def result(self, prep: Prepared, nobs) -> BatchFitResult:
+    def result(self, prep: Prepared, nobs, cov_type: str = "observed") -> BatchFitResult:
         a, space = self.arrays, prep.problem.space
         reps = len(self.done)
         fixed = [np.asarray(v) for v in prep.fixed_leaves]
@@ -421,7 +450,7 @@ class Outputs:
         status = a["status"]
         return BatchFitResult(
             params=batched_params(space, a["estimates"], fixed, reps),
-            se=batched_params(space, se_flat, [np.zeros_like(v) for v in fixed], reps),
+            se=batched_params(space, se_flat, [np.zeros_like(v) for v in fixed], reps, fill=0.0),
             cov=a["cov"],
             names=space.names,
             loglik=a["loglik"],
@@ -440,19 +469,17 @@ class Outputs:
             null_direction=a["null_direction"],
             at_kink=a["at_kink"],
             estimates=a["estimates"],
+            cov_type=cov_type,
             _space=space,
             _fixed_leaves=fixed,
         )
 
 
-def batched_params(space, flat: np.ndarray, fixed_leaves: list, reps: int):
-    """The params pytree from ``(reps, k)`` flat values, every leaf with the replicate axis."""
-    free, start = [], 0
-    for leaf in space.free:
-        free.append(flat[:, start : start + leaf.size].reshape((reps, *leaf.shape)))
-        start += leaf.size
+def batched_params(space, flat: np.ndarray, fixed_leaves: list, reps: int, fill: float | None = None):
+    """The params pytree from ``(reps, k)`` flat values, every leaf with the replicate axis
+    (held elements at their values, or ``fill``, see ``Leaf.full``)."""
     fixed = [np.broadcast_to(v, (reps, *v.shape)) for v in fixed_leaves]
-    return space.assemble(free, fixed)
+    return space.assemble(space.x_flat_to_leaves(np.asarray(flat), fill), fixed)
 
 
 # --- inputs -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import numpy as np
 
 from .inference import Inference
 from .parameters import ParameterSpace
-from .results import FitResult, bic_penalty, fmt_number, wald_z
+from .results import FitResult, bic_penalty, element_statistics, fmt_number, import_pandas, wald_z
 from .status import Status
 
 __all__ = ["BatchFitResult"]
@@ -49,6 +49,7 @@ class BatchFitResult:
     null_direction: np.ndarray = field(repr=False)
     at_kink: np.ndarray = field(repr=False)
     estimates: np.ndarray = field(repr=False)  # (reps, k) in the order of names
+    cov_type: str = "observed"  # the covariance behind se and cov, as in FitResult
     _space: ParameterSpace | None = field(default=None, repr=False)
     _fixed_leaves: list | None = field(default=None, repr=False)
 
@@ -117,6 +118,7 @@ class BatchFitResult:
             positive_definite=bool(self.positive_definite[i]),
             condition_number=float(self.condition_number[i]),
             has_prior=self.has_prior,
+            cov_type=self.cov_type,
             notes=[] if status == Status.INVALID_DATA else diagnostic_notes(self.names, inf),
             _space=self._space,
             _fixed_leaves=self._fixed_leaves,
@@ -146,6 +148,31 @@ class BatchFitResult:
         lines.append("estimates over the converged fits:")
         lines += _table(head, rows)
         return "\n".join(lines)
+
+    def to_frame(self, level: float = 0.95):
+        """A long pandas DataFrame: one row per replicate and free element (replicate by
+        replicate, elements in the order of ``names``). Columns: ``replicate``, ``name``, the
+        statistics of ``FitResult.to_frame`` (``element_statistics``: estimate, se, z, p and
+        the Wald interval lower, upper; for MAP fits mode, sd and the credible interval),
+        the replicate's ``status`` (its name) and ``converged``. ``frame.attrs["level"]``
+        holds the level. Needs pandas (``jaxmle[frame]``)."""
+        pd = import_pandas("BatchFitResult.to_frame")
+        reps, k = self.estimates.shape
+        stats = element_statistics(self.estimates, self.standard_errors, level, posterior=self.has_prior)
+        codes, inverse = np.unique(np.asarray(self.status), return_inverse=True)
+        frame = pd.DataFrame(
+            {
+                "replicate": np.repeat(np.arange(reps), k),
+                "name": pd.Categorical.from_codes(np.tile(np.arange(k), reps), self.names),
+                **{key: values.reshape(-1) for key, values in stats.items()},
+                "status": pd.Categorical.from_codes(
+                    np.repeat(inverse.reshape(-1), k), [Status(int(c)).name for c in codes]
+                ),
+                "converged": np.repeat(np.asarray(self.converged, dtype=bool), k),
+            }
+        )
+        frame.attrs["level"] = level
+        return frame
 
     def __str__(self) -> str:
         return self.summary()

@@ -71,6 +71,16 @@ class Constraint:
         t = (x - lo) / (hi - lo)
         return jnp.log(t) - jnp.log1p(-t)
 
+    def log_abs_det_jacobian(self, u):
+        """log |det dx/du| of ``forward`` at ``u``: the term that makes a density in x a
+        density in u (sampling on the unconstrained scale needs it; a MAP does not)."""
+        lo, hi = self.lower, self.upper
+        if math.isinf(lo) and math.isinf(hi):
+            return jnp.zeros((), u.dtype)
+        if math.isinf(lo) or math.isinf(hi):
+            return jnp.sum(u)
+        return jnp.sum(math.log(hi - lo) + jax.nn.log_sigmoid(u) + jax.nn.log_sigmoid(-u))
+
     def finite_ends(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         """Per unconstrained coordinate: whether u -> -inf, and whether u -> +inf, takes
         the value to a finite limit (a boundary of the support)."""
@@ -79,15 +89,26 @@ class Constraint:
         both = math.isfinite(self.lower) and math.isfinite(self.upper)
         return np.full(size, bounded), np.full(size, both)
 
-    def violation(self, x: np.ndarray) -> str | None:
-        """Why ``x`` is not strictly inside the support, or None when it is."""
+    def violation(self, x: np.ndarray, closed: bool = False) -> str | None:
+        """Why ``x`` is not strictly inside the support (with ``closed``: not inside its
+        closure, limits allowed), or None when it is."""
         if not np.all(np.isfinite(x)):
             return "is not finite"
-        if np.any(x <= self.lower) and not math.isinf(self.lower):
-            return f"must be > {self.lower:g}"
-        if np.any(x >= self.upper) and not math.isinf(self.upper):
-            return f"must be < {self.upper:g}"
+        below = x < self.lower if closed else x <= self.lower
+        above = x > self.upper if closed else x >= self.upper
+        if np.any(below) and not math.isinf(self.lower):
+            return f"must be {'>=' if closed else '>'} {self.lower:g}"
+        if np.any(above) and not math.isinf(self.upper):
+            return f"must be {'<=' if closed else '<'} {self.upper:g}"
         return None
+
+    def limit_side(self, x: np.ndarray) -> np.ndarray:
+        """Per element of ``x``: -1 where it equals the finite lower limit, +1 where it
+        equals the finite upper limit, 0 elsewhere (the inequality constraints active at x)."""
+        x = np.asarray(x, dtype=float)
+        at_lower = math.isfinite(self.lower) & (x == self.lower)
+        at_upper = math.isfinite(self.upper) & (x == self.upper)
+        return at_upper.astype(int) - at_lower.astype(int)
 
     def __repr__(self) -> str:
         return self.name
@@ -108,19 +129,27 @@ class _Simplex(Constraint):
         logx = jnp.log(x)
         return logx[:-1] - logx[-1]
 
+    def log_abs_det_jacobian(self, u):
+        """Of the k-1 free probabilities: det(diag(p) - p pᵀ) = p_1 ⋯ p_k."""
+        return jnp.sum(jax.nn.log_softmax(jnp.concatenate([u, jnp.zeros((1,), u.dtype)])))
+
     def finite_ends(self, shape):
         size = self.free_size(shape)  # a log-ratio at either end sends a probability to 0 or 1
         return np.ones(size, bool), np.ones(size, bool)
 
-    def violation(self, x):
+    def violation(self, x, closed=False):
         x = np.asarray(x)
         if x.ndim != 1 or x.shape[0] < 2:
             return "must be a vector of at least 2 probabilities"
-        if not np.all(np.isfinite(x)) or np.any(x <= 0):
-            return "must have every entry > 0"
+        if not np.all(np.isfinite(x)) or np.any(x < 0 if closed else x <= 0):
+            return f"must have every entry {'>=' if closed else '>'} 0"
         if abs(x.sum() - 1.0) > 1e-6:
             return f"must sum to 1 (sums to {x.sum():.6g})"
         return None
+
+    def limit_side(self, x):
+        """-1 for each zero probability; a probability of one is implied by the others at 0."""
+        return -(np.asarray(x, dtype=float) == 0.0).astype(int)
 
 
 @dataclass(frozen=True, repr=False)
@@ -137,19 +166,23 @@ class _Ordered(Constraint):
     def inverse(self, x):
         return jnp.concatenate([x[:1], jnp.log(jnp.diff(x))])
 
+    def log_abs_det_jacobian(self, u):
+        """Triangular: the increments' derivatives exp(u[1:])."""
+        return jnp.sum(u[1:])
+
     def finite_ends(self, shape):
         lower = np.ones(self.free_size(shape), bool)  # log-increments -> -inf: ties
         lower[:1] = False
         return lower, np.zeros_like(lower)
 
-    def violation(self, x):
+    def violation(self, x, closed=False):
         x = np.asarray(x)
         if x.ndim != 1:
             return "must be a vector"
         if not np.all(np.isfinite(x)):
             return "is not finite"
-        if np.any(np.diff(x) <= 0):
-            return "must be strictly increasing"
+        if np.any(np.diff(x) < 0 if closed else np.diff(x) <= 0):
+            return "must be increasing" if closed else "must be strictly increasing"
         return None
 
 

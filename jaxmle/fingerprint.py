@@ -52,7 +52,10 @@ def run_fingerprint(prep, reps: int, kind: str, label: str) -> dict:
         "dtype": str(prep.dtype),
         "prior": repr(problem.priors),
         "log_prior": prior_digest,
-        "fixed": tree_digest([np.asarray(v) for v in prep.fixed_leaves]),
+        "fixed": tree_digest(
+            [np.asarray(v) for v in prep.fixed_leaves]
+            + [np.asarray(leaf.held) for leaf in problem.space.leaves if leaf.held]
+        ),
     }
 
 

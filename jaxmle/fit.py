@@ -47,10 +47,25 @@ class Prepared:
     fixed_leaves: list
     data: object
     nobs: int | None
+    #: for cov_type="cluster": the cluster of each observation, codes 0..G-1 (``covariance.check``)
+    clusters: np.ndarray | None = None
 
 
 def prepare(
-    loglik, init, data, *, constraints, prior, fixed, method, nobs, tol, max_iter, dtype, batched: bool = False
+    loglik,
+    init,
+    data,
+    *,
+    constraints,
+    prior,
+    fixed,
+    method,
+    nobs,
+    tol,
+    max_iter,
+    dtype,
+    batched: bool = False,
+    labels=None,
 ) -> Prepared:
     """Validate the arguments and build the problem. Raises ValueError on bad input."""
     loglik, init, data, constraints = models.resolve(loglik, init, data, constraints)
@@ -68,10 +83,11 @@ def prepare(
     keys = {leaf.key for leaf in space.leaves}
     validation.check_names("constraints", constraints, keys)
     validation.check_names("fixed", fixed, keys)
+    space = space.with_labels(validation.check_labels(space, labels))
+    space, fixed_values = validation.check_fixed(space, fixed, values)
     if len(space.free) == 0:
         raise ValueError("fixed: every parameter is fixed, so there is nothing to fit")
     validation.check_init(space, values)
-    fixed_values = validation.check_fixed(space, fixed, values)
     priors, log_prior = validation.check_priors(space, prior)
     method_name, solver = resolve_method(method, space.m, has_l1(priors))
     validation.check_data(data, values=not batched)
@@ -164,6 +180,8 @@ def fit(
     seed=0,
     random=None,
     nagq=1,
+    labels=None,
+    groups=None,
 ) -> FitResult:
     """Maximize ``sum(loglik(params, data)) + log_prior(params)`` over ``params``.
 
@@ -176,8 +194,10 @@ def fit(
     not converge cleanly warns (``FitWarning``), or raises ``FitError`` with ``throw=True``.
 
     ``cov_type`` picks the covariance behind ``se`` and ``cov``: ``"observed"`` (inverse
-    observed information), ``"robust"`` (Huber–White sandwich), ``"opg"`` (outer product
-    of per-observation scores) or ``"expected"`` (inverse Fisher information of a built-in
+    observed information), ``"robust"`` (Huber–White sandwich, HC0), ``"HC1"`` (the sandwich
+    times n/(n−k)), ``"cluster"`` (cluster-robust sandwich over ``groups``, one cluster label
+    per observation, times G/(G−1)·(n−1)/(n−k)), ``"opg"`` (outer product of
+    per-observation scores) or ``"expected"`` (inverse Fisher information of a built-in
     model); see ``jaxmle.covariance``.
 
     ``starts=K`` (with ``seed``) or a pytree of starting points with a leading axis: every
@@ -187,12 +207,27 @@ def fit(
     ``converged`` is true only at a verified local maximum: the gradient test holds and the
     observed information is positive definite, whatever the solver (see ``jaxmle.verdict``).
 
+    ``fixed={name: value}`` holds a whole parameter at ``value``; ``fixed={name: {index:
+    value, ...}}`` holds those elements of a vector or array parameter (an int index for a
+    vector, a tuple of ints for an array; to hold a boolean ``mask``, pass
+    ``dict(zip(map(tuple, np.argwhere(mask)), values[mask]))``) and frees the rest, which is
+    the fit of the restricted model θ_j = c_j. Held values may sit on a constraint's limit
+    (closed support). Held elements, like fixed parameters, count 0 in ``df`` (so AIC and
+    BIC), are left out of ``names``, ``cov``, the summary and ``to_frame()``, and have
+    ``se`` 0 and the interval [value, value]; a prior on the parameter covers its free
+    elements. Elements of a simplex or ordered parameter are not free separately and cannot
+    be held one by one. Changing a held element's value compiles the fit anew.
+
     ``random=[names]``: those entries of ``init`` are random effects, integrated out of the
     joint log-density ``loglik`` by the Laplace approximation (``jaxmle.random_effects``):
     ``loglik`` is then the marginal log-likelihood, ``df`` counts the outer parameters, and
     ``params``/``se`` also hold the conditional modes and their prediction SEs. ``nagq=K``
     (up to 25, one scalar random effect per group) integrates by K-node adaptive
     Gauss–Hermite quadrature instead (``jaxmle.quadrature``; lme4's nAGQ).
+
+    ``labels={"beta": ["Intercept", "x1"]}`` names the elements of vector parameters
+    (``beta[Intercept]``, ``beta[x1]`` in ``names``, the summary, ``to_frame()``, profiles and
+    plots); a pandas Series given as a vector's starting values names them by its index.
     """
     random_effects.check_nagq(nagq, random)
     if random is not None:
@@ -212,13 +247,15 @@ def fit(
         tol=tol,
         max_iter=max_iter,
         dtype=dtype,
+        labels=labels,
     )
-    covariance.check(cov_type, prep, model)
+    prep.clusters = covariance.check(cov_type, prep, model, groups)
     nobs = check_at_start(prep, prep.data)
     if starts is not None:
         options = dict(constraints=constraints, prior=prior, fixed=fixed, method=method, nobs=nobs, tol=tol)
-        options.update(max_iter=max_iter, dtype=dtype)
-        return fit_from_starts(loglik, init, data, prep, starts, seed, options, throw=throw, cov_type=cov_type)
+        options.update(max_iter=max_iter, dtype=dtype, labels=prep.problem.space.labels)
+        final = dict(throw=throw, cov_type=cov_type, groups=groups)
+        return fit_from_starts(loglik, init, data, prep, starts, seed, options, **final)
     with _precision.context(prep.dtype):
         quick = data_size(prep.data) <= QUICK_COMPILE_MAX_ELEMENTS
         solve = compiled_solve(prep.problem, quick=quick)
@@ -276,13 +313,16 @@ def fit_from_starts(loglik, init, data, prep: Prepared, starts, seed, options: d
     the same data, then the best refitted singly, with the distinct maxima attached."""
     from .batch import fit_batch
 
+    # a built-in model's pieces, so that the batch reads the stacked data as data
+    plain, init, data, constraints = models.resolve(loglik, init, data, options["constraints"])
     inits, k = multistart.start_inits(prep, init, starts, seed)
     stacked = jax.tree_util.tree_map(lambda a: np.broadcast_to(np.asarray(a), (k,) + np.shape(a)), data)
-    batched_loglik = loglik
+    batched_loglik = plain
     if data is None:  # a batch needs a replicate axis: give it an unused one
         stacked = np.zeros(k)
-        batched_loglik = lambda params, _: loglik(params, None)  # noqa: E731
-    batch = fit_batch(batched_loglik, inits, stacked, batched_init=True, progress=False, **options)
+        batched_loglik = lambda params, _: plain(params, None)  # noqa: E731
+    batch_options = options | {"constraints": constraints}
+    batch = fit_batch(batched_loglik, inits, stacked, batched_init=True, progress=False, **batch_options)
     best = batch[multistart.best_start(batch)].params
     result = fit(loglik, best, data, **options, **final)
     result.optima = multistart.distinct_optima(batch)
@@ -300,7 +340,7 @@ def to_result(raw: RawFit, prep: Prepared, nobs: int | None, cov_type: str = "ob
     expected = covariance.expected_information(model, params, prep.data, nobs, space, prep.dtype)
     if cov_type != "observed":
         inf = covariance.replace(inf, cov_type, raw, prep, expected)
-    se = space.assemble(space.x_flat_to_leaves(inf.se), [np.zeros_like(v) for v in fixed_np])
+    se = space.assemble(space.x_flat_to_leaves(inf.se, fill=0.0), [np.zeros_like(v) for v in fixed_np])
     return FitResult(
         params=params,
         se=se,

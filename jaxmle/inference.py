@@ -63,6 +63,10 @@ def observed_inference(information_z, jacobian, at_kink_z, xp=np, grad_z=None) -
     diag = xp.diagonal(H, axis1=-2, axis2=-1)
     finite = xp.all(xp.isfinite(H), axis=(-2, -1))
     H = xp.where(finite[..., None, None], H, eye)
+    if J is not None:  # a Jacobian that is not finite (a simplex at a vertex) maps nothing
+        J_finite = xp.all(xp.isfinite(J), axis=(-2, -1))
+        J = xp.where(J_finite[..., None, None], J, 0.0)
+        finite = finite & J_finite
     with _quiet(xp):
         scale = xp.where(diag > 0, 1.0 / xp.sqrt(xp.where(diag > 0, diag, 1.0)), 1.0)
     Hs = H * scale[..., :, None] * scale[..., None, :]
@@ -167,24 +171,44 @@ def to_user_coordinates(cov_z, J, bad_z, xp=np):
     return xp.where(bad_x[..., :, None] | bad_x[..., None, :], xp.nan, cov)
 
 
-def delta_method(fn_of_flat_x, x_hat, cov):
-    """Value and SE of ``fn(x)`` by the delta method: Var = J Σ Jᵀ, J = ∂fn/∂x at x̂.
+class Delta(tuple):
+    """``(value, se)`` of a derived quantity, unpacking as that pair, with ``cov``: the joint
+    delta-method covariance J Σ Jᵀ of its q elements, (q, q), the leaves of the output
+    flattened in JAX's leaf order."""
 
-    Returns pytrees shaped like ``fn``'s output. A derived quantity that depends on a
-    parameter with a NaN variance gets a NaN SE.
+    def __new__(cls, value, se, cov):
+        pair = super().__new__(cls, (value, se))
+        pair.cov = cov
+        return pair
+
+    @property
+    def value(self):
+        return self[0]
+
+    @property
+    def se(self):
+        return self[1]
+
+
+def delta_method(fn_of_flat_x, x_hat, cov) -> Delta:
+    """Value, SE and joint covariance of ``fn(x)`` by the delta method: Var = J Σ Jᵀ,
+    J = ∂fn/∂x at x̂.
+
+    Value and SE are pytrees shaped like ``fn``'s output. An element that is not finite, or
+    that depends on a parameter with a NaN variance, gets a NaN SE (and NaN covariances).
     """
-    value = fn_of_flat_x(x_hat)
+    value = jax.tree_util.tree_map(np.asarray, fn_of_flat_x(x_hat))
     jac = jax.jacobian(fn_of_flat_x)(x_hat)
     cov = np.asarray(cov)
     nan = np.isnan(cov)
-    safe_cov = np.where(nan, 0.0, cov)
-
-    def se_of(j):
-        j = np.asarray(j)
-        j2 = j.reshape(-1, x_hat.shape[0])
-        used = np.abs(j2) > 0
-        var = np.einsum("ai,ij,aj->a", j2, safe_cov, j2)
-        touches_nan = np.any(used[:, :, None] & used[:, None, :] & nan[None], axis=(1, 2))
-        return np.where(touches_nan, np.nan, np.sqrt(np.maximum(var, 0.0))).reshape(j.shape[:-1])
-
-    return jax.tree_util.tree_map(np.asarray, value), jax.tree_util.tree_map(se_of, jac)
+    rows = [np.asarray(j).reshape(-1, x_hat.shape[0]) for j in jax.tree_util.tree_leaves(jac)]
+    J = np.concatenate(rows) if rows else np.zeros((0, x_hat.shape[0]))
+    used = np.abs(J) > 0
+    flat_value = np.concatenate([np.ravel(v) for v in jax.tree_util.tree_leaves(value)] + [np.zeros(0)])
+    undefined = np.any(used[:, :, None] & used[:, None, :] & nan[None], axis=(1, 2)) | ~np.isfinite(flat_value)
+    joint = J @ np.where(nan, 0.0, cov) @ J.T
+    joint = np.where(undefined[:, None] | undefined[None, :], np.nan, joint)
+    flat_se = np.sqrt(np.maximum(np.diagonal(joint), 0.0))
+    parts = iter(np.split(flat_se, np.cumsum([len(r) for r in rows])[:-1]))
+    se = jax.tree_util.tree_map(lambda v: next(parts).reshape(np.shape(v)), value)
+    return Delta(value, se, joint)

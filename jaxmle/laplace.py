@@ -20,7 +20,7 @@ draws from ``sample`` converge to the exact ones).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
@@ -95,9 +95,9 @@ class LaplaceApproximation:
     mode: Any
     cov: np.ndarray
     names: list[str]
-    _space: ParameterSpace
-    _fixed_leaves: list
-    _dtype: Any
+    _space: ParameterSpace = field(repr=False)
+    _fixed_leaves: list = field(repr=False)
+    _dtype: Any = field(repr=False)
 
     @property
     def mean(self):
@@ -124,7 +124,7 @@ class LaplaceApproximation:
         n = check_positive_int("n", n, allow_none=False)
         draws = self.sample(key, n)
         flat = [
-            np.asarray(v).reshape(n, -1)
+            leaf.free_part(np.asarray(v))
             for v, leaf in zip(jax.tree_util.tree_leaves(draws), self._space.leaves, strict=False)
             if not leaf.fixed
         ]

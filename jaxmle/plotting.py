@@ -62,12 +62,13 @@ def plot_profile(profile, ax=None):
 
 
 def plot_region(region, ax=None):
-    """The joint region: the profile-deviance contour at χ²₂(level) and the Wald ellipse."""
+    """The joint region: the profile-deviance contour at χ²₂(level) and the Wald ellipse.
+    The legend sits below the axes, where it cannot hide the region or the estimate."""
     plt = _pyplot()
     from matplotlib.lines import Line2D
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 5))
+        _, ax = plt.subplots(figsize=(5.5, 5.4), layout="constrained")
     A, B = np.meshgrid(region.grid_a, region.grid_b, indexing="ij")
     q = region.threshold
     dev = np.where(np.isfinite(region.deviance), region.deviance, 10 * q)
@@ -88,7 +89,9 @@ def plot_region(region, ax=None):
     ax.set_xlabel(region.names[0])
     ax.set_ylabel(region.names[1])
     ax.set_title(f"{100 * region.level:g}% joint confidence region")
-    ax.legend(handles=handles, fontsize=8)
+    ax.legend(
+        handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(handles), frameon=False
+    )
     return ax.figure
 
 
@@ -157,7 +160,7 @@ def plot_study(study, path=None):
     truth, crlb_sd = study.flat["truth"], study.flat["crlb_sd"]
     cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)
-    fig = Figure(figsize=(4.2 * cols, 3.2 * rows), layout="constrained")
+    fig = Figure(figsize=(max(4.2 * cols, 5.6), 3.2 * rows + 0.4), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for j, (ax, name) in enumerate(zip(axes, names, strict=False)):
         values = est[:, j]
@@ -183,7 +186,7 @@ def plot_study(study, path=None):
             ax.legend(fontsize="small", frameon=False)
     for ax in axes[len(names) :]:
         ax.set_visible(False)
-    fig.suptitle(f"{study.label}: sampling distributions, n = {study.n}, {study.reps} replicates")
+    fig.suptitle(f"{study.label}: sampling distributions\nn = {study.n}, {study.reps} replicates")
     if path is not None:
         fig.savefig(path, dpi=110)
     return fig

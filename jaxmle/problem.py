@@ -126,6 +126,7 @@ class Problem:
         for leaf, value in zip(self.space.free, free_leaves):
             prior = by_key.get(leaf.key)
             if prior is not None:
+                value = leaf.free_part(value)  # a prior is on the free elements only
                 total = total + (prior.log_prob_smooth(value) if smooth else prior.log_prob(value))
         if self.log_prior is not None:
             _precision.user_code_ran(self.log_prior)
@@ -246,7 +247,9 @@ class Problem:
             loglik = jnp.sum(self.loglik_terms(x_leaves, fixed_leaves, data))
             logpost = loglik + self.log_prior_value(x_leaves, fixed_leaves, smooth=False)
         else:
-            loglik = logpost = logpost_smooth
+            # at a limit of the inference coordinates (a simplex at a vertex: z = -inf) the value
+            # there is not finite; the solver's value at u is the same log-likelihood
+            loglik = logpost = jnp.where(jnp.isfinite(logpost_smooth), logpost_smooth, -result.f)
         return RawFit(
             u=result.u,
             x=space.flat_x(x_leaves),

@@ -3,19 +3,26 @@
 The profile log-likelihood of a parameter θᵢ is ℓ_p(t) = max ℓ(θ) over the other
 parameters with θᵢ = t (the log-posterior for a MAP fit). The profile interval at level
 1 − α is {t : 2(ℓ̂ − ℓ_p(t)) ≤ χ²₁(1 − α)}; unlike the Wald interval it follows a skewed
-likelihood and does not depend on the parameterization. Each endpoint is the root of the
-signed root deviance r(t) = sqrt(2(ℓ̂ − ℓ_p(t))) − sqrt(χ²₁(1 − α)), bracketed from the
-Wald endpoint and then found by the Illinois (modified regula falsi) method to a relative
-tolerance of ``RTOL`` on the parameter's own scale. Every evaluation re-optimizes the other
-parameters (``Problem.solve`` of the objective with the profiled coordinate held, by the
-"auto" method's solver), warm-started at the previous solution; all endpoints of all
-parameters advance together in one vmapped solve.
+likelihood and does not depend on the parameterization.
+
+When the fit is a verified maximum, every endpoint of every parameter is first solved
+directly, in one vmapped program: Newton's method on the k equations ℓ(θ) = ℓ̂ − χ²₁/2,
+∂ℓ/∂θⱼ = 0 (j ≠ i) of Venzon and Moolgavkar (1988), with a check of each result
+(``jaxmle.profile_direct``). An endpoint that the check rejects (and every endpoint of
+any other fit) is the root of the signed root deviance r(t) = sqrt(2(ℓ̂ − ℓ_p(t))) −
+sqrt(χ²₁(1 − α)), bracketed from the Wald endpoint and then found by the Illinois
+(modified regula falsi) method to a relative tolerance of ``RTOL`` on the parameter's own
+scale. Every evaluation re-optimizes the other parameters (``Problem.solve`` of the
+objective with the profiled coordinate held, by the "auto" method's solver),
+warm-started at the previous solution; all endpoints of all parameters advance together
+in one vmapped solve.
 
 Profiles are invariant under monotone reparameterization, so the search runs on the
 unconstrained coordinate of a constrained parameter and the endpoints are reported on its
 own scale. An interval that does not close before the parameter's bound (or infinity) is
-reported open there, with a flag. If any evaluation finds a higher value than the fit's,
-the fit was not the maximum: the profile says so and offers the better fit.
+reported open there, with a flag. If any evaluation (of either method) finds a higher
+value than the fit's, the fit was not the maximum: the profile says so and offers the
+better fit.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from . import _precision
 from .constraints import Constraint
 from .parameters import build_space
 from .problem import Problem, compiled_solve, quick_options, resolve_method
+from .profile_direct import compiled_endpoints
 from .results import FitResult, wald_z
 from .status import Status
 from .validation import check_positive_int
@@ -156,9 +164,8 @@ class _Objective:
             out = fn(jnp.asarray(pad(rest0), dtype), data)
             lp, rest, status = (np.asarray(v)[:count] for v in out)
         lp = np.where(np.isfinite(lp), lp, -np.inf)
-        tol = 1e-6 + 1e-10 * abs(self.l_hat)
         top = int(np.argmax(lp))
-        if lp[top] > max(self.best[0], self.l_hat + tol):
+        if self.beats(lp[top]):
             u = (
                 np.insert(
                     rest[top], [int(h) - i for i, h in enumerate(np.sort(held[top]))], value[top][np.argsort(held[top])]
@@ -168,6 +175,33 @@ class _Objective:
             )
             self.best = (float(lp[top]), u)
         return lp, rest, status == Status.CONVERGED
+
+    def beats(self, lp: float) -> bool:
+        """Whether ``lp`` beats the best value seen, and the fit's beyond round-off."""
+        return lp > max(self.best[0], self.l_hat + 1e-6 + 1e-10 * abs(self.l_hat))
+
+    def direct(self, held: np.ndarray, x_index: np.ndarray, sign: np.ndarray, q: float, rtol: float):
+        """(u, verified) of the endpoints solved directly (``profile_direct``), one per lane:
+        u[held] on side ``sign`` where 2(ℓ̂ − ℓ_p) = q; remembers the best point evaluated."""
+        dtype = self.prep.dtype
+        with _precision.context(dtype):
+            out = compiled_endpoints(self.problem)(
+                jnp.asarray(self.u_hat, dtype),
+                self.prep.fixed_leaves,
+                self.prep.data,
+                jnp.asarray(held, jnp.int32),
+                jnp.asarray(x_index, jnp.int32),
+                jnp.asarray(sign, dtype),
+                jnp.asarray(self.l_hat - 0.5 * q, dtype),
+                jnp.asarray(q, dtype),
+                jnp.asarray(rtol, dtype),
+            )
+            out = jax.tree_util.tree_map(np.asarray, out)
+        best = np.where(np.isfinite(out.best), out.best, -np.inf)
+        top = int(np.argmax(best))
+        if self.beats(best[top]):
+            self.best = (float(best[top]), out.best_u[top].astype(np.float64))
+        return out.u[np.arange(len(held)), held].astype(np.float64), out.verified
 
     def rest_hat(self, held_row: np.ndarray) -> np.ndarray:
         return np.delete(self.u_hat, held_row)
@@ -279,10 +313,37 @@ class _Endpoints:
 
 
 def _endpoints(obj: _Objective, coords: list[_Coord], q: float) -> _Endpoints:
-    """Both endpoints of {t : 2(ℓ̂ − ℓ_p(t)) ≤ q} for every coordinate, all lanes at once."""
-    res = obj.res
+    """Both endpoints of {t : 2(ℓ̂ − ℓ_p(t)) ≤ q} for every coordinate, all lanes at once:
+    solved directly when the fit is a verified maximum, by the root search for the lanes
+    that the direct solve leaves (and for every lane of any other fit)."""
     n = len(coords)
     lanes = [(c, s) for c in coords for s in (-1.0, 1.0)]
+    L = len(lanes)
+    rtol = max(RTOL, 1e3 * float(np.finfo(obj.prep.dtype).eps))  # float32 fits: about 1e-4
+    x_end, u_reach = np.full(L, np.nan), np.full(L, np.nan)
+    is_open, reliable = np.zeros(L, bool), np.ones(L, bool)
+    search = np.ones(L, bool)
+    if obj.res.status == Status.CONVERGED:
+        held = np.array([c.u_index for c, _ in lanes])
+        x_index = np.array([c.index for c, _ in lanes])
+        sign = np.array([s for _, s in lanes])
+        u_end, verified = obj.direct(held, x_index, sign, q, rtol)
+        x_end[verified] = [c.to_x(u) for (c, _), u, ok in zip(lanes, u_end, verified, strict=True) if ok]
+        u_reach[verified] = u_end[verified]
+        search = ~verified
+    if search.any():
+        rows = np.flatnonzero(search)
+        found = _root_search(obj, [lanes[j] for j in rows], q, rtol)
+        x_end[rows], is_open[rows], reliable[rows], u_reach[rows] = found
+    x_end, is_open, reliable = x_end.reshape(n, 2), is_open.reshape(n, 2), reliable.reshape(n, 2)
+    return _Endpoints(x_end[:, 0], x_end[:, 1], is_open[:, 0], is_open[:, 1], reliable, u_reach.reshape(n, 2))
+
+
+def _root_search(obj: _Objective, lanes: list[tuple[_Coord, float]], q: float, rtol: float):
+    """(endpoint on the parameter's scale, open, reliable, outermost u evaluated) for each
+    lane (coordinate, side): the Illinois root of the signed root deviance, bracketed by
+    doubling steps from the Wald endpoint."""
+    res = obj.res
     L = len(lanes)
     held = np.array([[c.u_index] for c, _ in lanes])
     u_hat = np.array([obj.u_hat[c.u_index] for c, _ in lanes])
@@ -291,7 +352,6 @@ def _endpoints(obj: _Objective, coords: list[_Coord], q: float) -> _Endpoints:
     step = np.where(np.isfinite(se) & (se > 0), math.sqrt(q) * se, 1.0)
     rest = np.stack([obj.rest_hat(h) for h in held])
     root_q = math.sqrt(q)
-    rtol = max(RTOL, 1e3 * float(np.finfo(obj.prep.dtype).eps))  # float32 fits: about 1e-4
 
     def f_of(lp):  # signed root deviance minus its target: < 0 inside, > 0 outside
         with np.errstate(invalid="ignore"):
@@ -355,9 +415,8 @@ def _endpoints(obj: _Objective, coords: list[_Coord], q: float) -> _Endpoints:
     x_end = np.array([c.to_x(v) for (c, _), v in zip(lanes, c_u, strict=False)])
     bound = np.array([c.constraint.lower if s < 0 else c.constraint.upper for c, s in lanes])
     x_end = np.where(is_open, bound, x_end)
-    u_reach = np.where(is_open, reach, np.where(bracketed, b, c_u)).reshape(n, 2)
-    x_end, is_open, reliable = x_end.reshape(n, 2), is_open.reshape(n, 2), (reliable | is_open).reshape(n, 2)
-    return _Endpoints(x_end[:, 0], x_end[:, 1], is_open[:, 0], is_open[:, 1], reliable, u_reach)
+    u_reach = np.where(is_open, reach, np.where(bracketed, b, c_u))
+    return x_end, is_open, reliable | is_open, u_reach
 
 
 # --- public results --------------------------------------------------------------------

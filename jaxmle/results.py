@@ -6,6 +6,7 @@ import html
 import math
 import numbers
 import statistics
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _precision
-from .inference import delta_method
+from .inference import Delta, delta_method
 from .parameters import ParameterSpace
 from .status import Status
 
@@ -38,7 +39,34 @@ def wald_z(level: float) -> float:
 
 def two_sided_p(z: np.ndarray) -> np.ndarray:
     """P(|Z| > |z|) for a standard normal Z."""
-    return np.vectorize(lambda v: math.erfc(abs(v) / math.sqrt(2.0)) if np.isfinite(v) else np.nan)(z)
+    return np.vectorize(lambda v: math.erfc(abs(v) / math.sqrt(2.0)) if np.isfinite(v) else np.nan, otypes=[float])(z)
+
+
+def element_statistics(est, se, level: float, posterior: bool) -> dict[str, np.ndarray]:
+    """Per-element statistics from estimates and SEs (arrays of one shape), by column.
+
+    For an MLE: ``estimate``, ``se``, ``z`` = estimate / SE, ``p`` = P(|Z| > |z|) and the
+    Wald interval ``lower``, ``upper`` = estimate ∓ z_(1+level)/2 · SE. For a posterior mode
+    (a MAP fit): ``mode``, ``sd`` (the posterior SD from the curvature of the log-posterior
+    at the mode) and the credible interval ``lower``, ``upper`` = mode ∓ z_(1+level)/2 · SD of
+    that Gaussian approximation; no z or p."""
+    est, se = np.asarray(est, dtype=float), np.asarray(se, dtype=float)
+    q = wald_z(level)
+    bounds = {"lower": est - q * se, "upper": est + q * se}
+    if posterior:
+        return {"mode": est, "sd": se, **bounds}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = est / se
+    return {"estimate": est, "se": se, "z": z, "p": two_sided_p(z), **bounds}
+
+
+def import_pandas(caller: str):
+    """pandas, imported on first use (an optional extra)."""
+    try:
+        import pandas
+    except ImportError as err:
+        raise ImportError(f"{caller} needs pandas: pip install 'jaxmle[frame]'") from err
+    return pandas
 
 
 @dataclass
@@ -140,11 +168,12 @@ class FitResult:
 
         return laplace(self)
 
-    def delta(self, fn: Callable):
+    def delta(self, fn: Callable) -> Delta:
         """Value and delta-method SE of ``fn(params)``: Var = J cov Jᵀ, J by autodiff.
 
-        Returns ``(value, se)``, two pytrees shaped like ``fn``'s output; the SE is NaN
-        wherever the value is not finite."""
+        Returns ``(value, se)``, two pytrees shaped like ``fn``'s output (the SE is NaN
+        wherever the value is not finite), whose ``.cov`` is the joint covariance J cov Jᵀ of
+        all the output's elements, flattened in JAX's leaf order (``inference.Delta``)."""
         space = self._space
         with _precision.context(self._x.dtype):
             fixed = [jnp.asarray(v) for v in self._fixed_leaves]
@@ -152,36 +181,48 @@ class FitResult:
             def of_flat(x):
                 return fn(space.assemble(space.x_flat_to_leaves(x), fixed))
 
-            value, se = delta_method(of_flat, jnp.asarray(self._x), jnp.asarray(self.cov))
-        value = jax.tree_util.tree_map(np.asarray, value)
-        se = jax.tree_util.tree_map(lambda v, s: np.where(np.isfinite(v), np.asarray(s), np.nan), value, se)
-        return value, se
+            return delta_method(of_flat, jnp.asarray(self._x), jnp.asarray(self.cov))
+
+    def wald_test(self, fn: Callable):
+        """Joint Wald test of the restrictions ``fn(params) = 0`` (any pytree of q values):
+        W = gᵀ (G cov Gᵀ)⁻¹ g with g = fn(θ̂), G = ∂g/∂θ by autodiff, referred to χ²_q
+        (``jaxmle.wald``). It uses this fit's ``cov``, so its ``cov_type``."""
+        from .wald import wald_test
+
+        return wald_test(self, fn)
 
     # --- presentation ------------------------------------------------------------------
-    def _rows(self, level=0.95):
-        est = np.asarray(self._x, dtype=float)
+    def _statistics(self, level: float = 0.95) -> dict[str, np.ndarray]:
+        """The table's columns in the order of ``names`` (see ``element_statistics``)."""
         se = np.sqrt(np.diag(self.cov)) if self.cov.size else np.zeros(0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = est / se
-        p = two_sided_p(z) if len(z) else z
-        q = wald_z(level)
-        return [
-            (name, est[i], se[i], z[i], p[i], est[i] - q * se[i], est[i] + q * se[i])
-            for i, name in enumerate(self.names)
-        ]
+        return element_statistics(self._x, se, level, posterior=self.has_prior)
+
+    def to_frame(self, level: float = 0.95):
+        """A pandas DataFrame, one row per free element, indexed by ``names``.
+
+        Columns: ``estimate``, ``se``, ``z``, ``p`` and the Wald interval ``lower``, ``upper``
+        at ``level``; for a MAP fit ``mode``, ``sd`` (posterior SD from the curvature) and the
+        credible interval ``lower``, ``upper``, with no z or p (see ``element_statistics``).
+        ``frame.attrs["level"]`` holds the level. Needs pandas (``jaxmle[frame]``)."""
+        pd = import_pandas("FitResult.to_frame")
+        frame = pd.DataFrame(self._statistics(level), index=pd.Index(self.names, name="name"))
+        frame.attrs["level"] = level
+        return frame
 
     def _header(self) -> list[str]:
-        kind = "MAP" if self.has_prior else "MLE"
-        bic = f"{self.bic:.6g}" if self.nobs else "n/a (pass nobs=)" if self.nobs is None else "n/a (no observations)"
+        """The fit's flags above the table; a MAP fit's speak of a posterior mode (no AIC or BIC)."""
+        kind = "MAP fit (posterior mode)" if self.has_prior else "MLE fit"
         pd = "positive definite" if self.positive_definite else "NOT positive definite"
+        counts = f"nobs: {self.nobs if self.nobs is not None else 'n/a'}    df: {self.df}"
         lines = [
-            f"jaxmle {kind} fit    method: {self.method}    status: {self.status.name}",
+            f"jaxmle {kind}    method: {self.method}    status: {self.status.name}",
             f"loglik: {self.loglik:.10g}" + (f"    logpost: {self.logpost:.10g}" if self.has_prior else ""),
-            f"AIC: {self.aic:.6g}    BIC: {bic}    nobs: {self.nobs if self.nobs is not None else 'n/a'}    "
-            f"df: {self.df}",
+            counts if self.has_prior else f"AIC: {self.aic:.6g}    BIC: {self._bic_text()}    {counts}",
             f"iterations: {self.n_iter}    max|grad|: {self.grad_norm:.2e}",
             f"information: {pd}, condition number {self.condition_number:.3g}",
         ]
+        if self.has_prior:
+            lines.append("posterior: SD from the curvature at the mode; credible intervals")
         if self.cov_type != "observed":
             lines.append(f"covariance: {self.cov_type}")
         if self.random:
@@ -196,54 +237,82 @@ class FitResult:
             lines.append(f"local maxima: {len(self.optima)} distinct, loglik (starts) {found}; the best is shown")
         return lines + [f"note: {n}" for n in self.notes]
 
+    def _bic_text(self) -> str:
+        if self.nobs:
+            return f"{self.bic:.6g}"
+        return "n/a (pass nobs=)" if self.nobs is None else "n/a (no observations)"
+
     def summary(self, level: float = 0.95) -> str:
-        """A box table: estimate, SE, z, P>|z| and the Wald interval for each parameter."""
-        head = _columns(level)
-        body = [
-            [name] + [fmt_number(v) for v in (est, se, z)] + [_fmt_p(p)] + [fmt_number(v) for v in (a, b)]
-            for name, est, se, z, p, a, b in self._rows(level)
-        ]
-        widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
-        table_width = sum(widths) + 3 * len(widths) + 1
-        header = self._header()
-        inner = max(table_width - 4, max(len(line) for line in header))
-        widths[0] += inner + 4 - table_width
-        out = ["┌" + "─" * (inner + 2) + "┐"]
-        out += ["│ " + line.ljust(inner) + " │" for line in header]
-        out.append("├" + "┬".join("─" * (w + 2) for w in widths) + "┤")
-        out.append("│" + "│".join(" " + h.center(w) + " " for h, w in zip(head, widths)) + "│")
-        out.append("├" + "┼".join("─" * (w + 2) for w in widths) + "┤")
-        for row in body:
-            cells = [" " + row[0].ljust(widths[0]) + " "] + [
-                " " + c.rjust(w) + " " for c, w in zip(row[1:], widths[1:])
-            ]
-            out.append("│" + "│".join(cells) + "│")
-        out.append("└" + "┴".join("─" * (w + 2) for w in widths) + "┘")
-        return "\n".join(out)
+        """A box table: estimate, SE, z, P>|z| and the Wald interval for each parameter; for a
+        MAP fit the posterior mode, posterior SD and credible interval (``element_statistics``)."""
+        stats = self._statistics(level)
+        body = [[name] + _cells(stats, i) for i, name in enumerate(self.names)]
+        return box_table(self._header(), _columns(level, stats), body)
 
     def _repr_html_(self) -> str:
         head = "".join(f"<div>{html.escape(line)}</div>" for line in self._header())
+        stats = self._statistics()
         rows = "".join(
-            "<tr><td>" + html.escape(r[0]) + "</td>" + "".join(f"<td>{fmt_number(v)}</td>" for v in r[1:]) + "</tr>"
-            for r in self._rows()
+            "<tr><td>"
+            + html.escape(name)
+            + "</td>"
+            + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(stats, i))
+            + "</tr>"
+            for i, name in enumerate(self.names)
         )
-        cols = "".join(f"<th>{html.escape(c)}</th>" for c in _columns(0.95))
+        cols = "".join(f"<th>{html.escape(c)}</th>" for c in _columns(0.95, stats))
         return f"<div>{head}<table><tr>{cols}</tr>{rows}</table></div>"
 
     def __str__(self) -> str:
         return self.summary()
 
 
-def _columns(level: float) -> list[str]:
-    """Column titles of the table, with the interval's percentiles."""
+_TITLES = {"estimate": "estimate", "se": "SE", "z": "z", "p": "P>|z|", "mode": "mode", "sd": "SD"}
+
+
+def box_table(header: list[str], head: list[str], body: list[list[str]]) -> str:
+    """A box-drawn table: the ``header`` lines (wrapped to the table's width, at least
+    ``HEADER_WIDTH``) above the column titles ``head`` and the rows ``body`` (the first
+    column left-aligned, the others right-aligned)."""
+    widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
+    table_width = sum(widths) + 3 * len(widths) + 1
+    header = _wrap(header, max(table_width - 4, HEADER_WIDTH))
+    inner = max(table_width - 4, max(len(line) for line in header))
+    widths[0] += inner + 4 - table_width
+    out = ["┌" + "─" * (inner + 2) + "┐"]
+    out += ["│ " + line.ljust(inner) + " │" for line in header]
+    out.append("├" + "┬".join("─" * (w + 2) for w in widths) + "┤")
+    out.append("│" + "│".join(" " + h.center(w) + " " for h, w in zip(head, widths)) + "│")
+    out.append("├" + "┼".join("─" * (w + 2) for w in widths) + "┤")
+    for row in body:
+        cells = [" " + row[0].ljust(widths[0]) + " "] + [" " + c.rjust(w) + " " for c, w in zip(row[1:], widths[1:])]
+        out.append("│" + "│".join(cells) + "│")
+    out.append("└" + "┴".join("─" * (w + 2) for w in widths) + "┘")
+    return "\n".join(out)
+
+
+def _columns(level: float, stats: dict) -> list[str]:
+    """Column titles of the table for the columns of ``stats``, with the interval's percentiles."""
+    bounds = {"lower": f"{100 * (0.5 - level / 2):.3g}%", "upper": f"{100 * (0.5 + level / 2):.3g}%"}
+    return ["name"] + [_TITLES.get(key) or bounds[key] for key in stats]
+
+
+def _cells(stats: dict, i: int) -> list[str]:
+    """Row ``i`` of ``stats`` as table cells."""
+    return [_fmt_p(values[i]) if key == "p" else fmt_number(values[i]) for key, values in stats.items()]
+
+
+#: header lines (flags, warnings, notes) wrap at the table's width, or at this many characters
+#: where the table is narrower, instead of stretching the name column
+HEADER_WIDTH = 76
+
+
+def _wrap(lines: list[str], width: int) -> list[str]:
+    """Each line wrapped to ``width``, its continuations indented by two spaces."""
     return [
-        "name",
-        "estimate",
-        "SE",
-        "z",
-        "P>|z|",
-        f"{100 * (0.5 - level / 2):.3g}%",
-        f"{100 * (0.5 + level / 2):.3g}%",
+        part
+        for line in lines
+        for part in textwrap.wrap(line, width, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
     ]
 
 

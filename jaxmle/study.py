@@ -26,7 +26,7 @@ from .fingerprint import program_digest, run_fingerprint, tree_digest
 from .fit import check_at_start, prepare
 from .models.base import Model
 from .parameters import build_space
-from .results import fmt_number, wald_z
+from .results import fmt_number, import_pandas, wald_z
 from .status import Status
 from .validation import (
     check_constraints,
@@ -57,7 +57,9 @@ class StudyResult:
       mean of the observed information); ``efficiency`` = CRLB variance / var(θ̂).
 
     ``mcse`` holds their Monte Carlo standard errors (same keys; efficiency's assumes
-    normal estimates).
+    normal estimates). Parameters and elements held by ``fixed`` are not estimated: their
+    statistics are NaN, and the CRLB of the others treats them as known (the inverse of the
+    free block of the information).
     """
 
     fits: BatchFitResult
@@ -100,6 +102,17 @@ class StudyResult:
         undefined = not all(np.isfinite(v).all() for v in e.values())
         return "\n".join(lines + _table(head, rows) + ([MCSE_UNDEFINED] if undefined else []))
 
+    def to_frame(self):
+        """A pandas DataFrame, one row per parameter element, indexed by ``fits.names``, with
+        the study's statistics as columns (``truth``, ``bias``, ``sd``, ``mean_se``, ``rmse``,
+        ``coverage``, ``crlb_sd``, ``efficiency``) and their Monte Carlo SEs (``mcse_bias``
+        and so on; see the class). ``frame.attrs`` holds ``n``, ``reps`` and ``used``. Needs
+        pandas (``jaxmle[frame]``)."""
+        pd = import_pandas("StudyResult.to_frame")
+        frame = pd.DataFrame(self.flat, index=pd.Index(self.fits.names, name="name"))
+        frame.attrs.update(n=self.n, reps=self.reps, used=self.used)
+        return frame
+
     def __str__(self) -> str:
         return self.summary()
 
@@ -123,6 +136,7 @@ def simulation_study(
     loglik=None,
     init=None,
     constraints=None,
+    fixed=None,
     method="auto",
     tol=None,
     max_iter=None,
@@ -137,7 +151,8 @@ def simulation_study(
 
     ``model`` is a built-in model (``jm.models.poisson()``), or pass ``simulate(key, params, n)``
     and ``loglik(params, data)`` for a custom one (starting values: ``init``, else ``truth``).
-    ``chunk_size``, ``checkpoint`` and ``progress`` are those of ``fit_batch``.
+    ``chunk_size``, ``checkpoint`` and ``progress`` are those of ``fit_batch``, and ``fixed``
+    (whole parameters, or elements as ``{index: value}``) that of ``fit``.
 
     ``random=[names]``: ``loglik`` is a joint log-density whose random effects (those
     entries of ``init``, which then must be given) are integrated out of every fit by the
@@ -176,7 +191,7 @@ def simulation_study(
     generate = _generator(simulate, n, dt, seed, truth_host)
     one = take(generate(np.zeros(1, np.int64)), 0)
     if random is not None:
-        loglik, init = random_effects.outer_problem(loglik, init, random, constraints, None, None, one, nagq=nagq)
+        loglik, init = random_effects.outer_problem(loglik, init, random, constraints, fixed, None, one, nagq=nagq)
 
     per_data_init = model is not None and init is None  # each replicate starts at model.init of its data
     if init is None:
@@ -188,7 +203,7 @@ def simulation_study(
         one,
         constraints=constraints,
         prior=None,
-        fixed=None,
+        fixed=fixed,
         method=method,
         nobs=None,
         tol=tol,
@@ -197,7 +212,7 @@ def simulation_study(
         batched=True,
     )
     space = prep.problem.space
-    truth_flat = _flat_truth(truth_host)
+    truth_flat, truth_index = _flat_truth(truth_host, space)
     check = model.check_data if model is not None else None
     nobs = check_at_start(prep, prep.data, finite=False)
 
@@ -237,15 +252,17 @@ def simulation_study(
 
     if model is not None:
         info = np.asarray(model.fisher_information(truth_host), dtype=float)
-        if info.shape != (space.k, space.k):
-            raise ValueError(f"{label}: fisher_information returned shape {info.shape}, expected {(space.k, space.k)}")
-        total, source_text = n * info, "model's Fisher information"
+        size = sum(int(np.prod(leaf.shape)) for leaf in space.leaves)
+        if info.shape != (size, size):
+            raise ValueError(f"{label}: fisher_information returned shape {info.shape}, expected {(size, size)}")
+        total, source_text = n * info[np.ix_(truth_index, truth_index)], "model's Fisher information"
     else:
         ok = fits.converged & np.all(np.isfinite(fits.information), axis=(1, 2))
         total, source_text = np.mean(fits.information[ok], axis=0), "Monte Carlo mean of the observed information"
     crlb_var = np.diagonal(np.linalg.pinv(total, hermitian=True)).copy()
     flat = study_statistics(fits, truth_flat, crlb_var)
-    tree = lambda v: space.assemble(space.x_flat_to_leaves(v), [])  # noqa: E731
+    not_estimated = [np.full(np.shape(v), np.nan) for v in prep.fixed_leaves]
+    tree = lambda v: space.assemble(space.x_flat_to_leaves(v, fill=np.nan), not_estimated)  # noqa: E731
     return StudyResult(
         fits=fits,
         truth=truth_host,
@@ -337,9 +354,17 @@ def _compiled_simulator(simulate: Callable, n: int):
     return jax.jit(jax.vmap(one, in_axes=(None, None, 0)))
 
 
-def _flat_truth(truth) -> np.ndarray:
-    """``truth`` (checked against the parameters by ``check_like``) as one flat vector."""
-    return np.concatenate([np.reshape(v, -1) for v in jax.tree_util.tree_leaves(truth)]).astype(float)
+def _flat_truth(truth, space) -> tuple[np.ndarray, np.ndarray]:
+    """``truth`` (checked against the parameters by ``check_like``) at the free elements of
+    ``space``, as one flat vector, and their positions among all of truth's elements."""
+    values, index, start = [], [], 0
+    for leaf, value in zip(space.leaves, jax.tree_util.tree_leaves(truth), strict=True):
+        size = int(np.prod(leaf.shape))
+        if not leaf.fixed:
+            values.append(leaf.free_part(np.asarray(value, float)))
+            index.append(start + leaf.free_part(np.arange(size).reshape(leaf.shape)))
+        start += size
+    return np.concatenate(values), np.concatenate(index)
 
 
 def _name(fn) -> str:

@@ -45,13 +45,14 @@ def check_constraints(constraints: dict) -> None:
             raise ValueError(f"constraints[{name!r}] must be a jaxmle constraint such as jm.positive, got {c!r}")
 
 
-def check_in_support(argument: str, leaf, value) -> None:
-    """``value`` of ``leaf`` has the constraint's shape and lies strictly inside its support."""
+def check_in_support(argument: str, leaf, value, closed: bool = False) -> None:
+    """``value`` of ``leaf`` has the constraint's shape and lies strictly inside its support
+    (with ``closed``: inside its closure, e.g. a variance fixed at 0 for a boundary test)."""
     try:
         leaf.constraint.free_size(leaf.shape)  # a simplex or ordered parameter must be a vector
     except ValueError as err:
         raise ValueError(f"{argument}: {leaf.label!r}: {err}") from None
-    why = leaf.constraint.violation(value)
+    why = leaf.constraint.violation(value, closed)
     if why is not None:
         raise ValueError(f"{argument}: {leaf.label!r} {why} under its constraint {leaf.constraint!r} (value {value})")
 
@@ -92,11 +93,36 @@ def check_init(space: ParameterSpace, values: list[np.ndarray]) -> None:
     check_support("init", space, values)
 
 
-def check_fixed(space: ParameterSpace, fixed: dict, values: list[np.ndarray]) -> list[np.ndarray]:
-    """The fixed leaves' values, from ``fixed`` (checked for shape and support)."""
+def check_fixed(space: ParameterSpace, fixed: dict, values: list[np.ndarray]) -> tuple[ParameterSpace, list]:
+    """The space with the elements that ``fixed`` holds, and the whole fixed leaves' values
+    (checked for shape and support).
+
+    ``fixed[name]`` is a value shaped like ``init[name]`` (the whole parameter held), or a
+    dict from element index (an int for a vector, a tuple of ints for an array) to value:
+    those elements held, the others free; holding every element holds the whole parameter."""
+    by_key = {}
+    for leaf in space.leaves:
+        by_key.setdefault(leaf.key, []).append(leaf)
+    held, whole = {}, {}
+    for key, given in fixed.items():
+        if isinstance(given, np.ma.MaskedArray):  # np.asarray would drop the mask and hold every element
+            raise ValueError(
+                f"fixed[{key!r}]: a masked array is not a form of fixed; hold elements with a dict "
+                "{index: value}, e.g. dict(zip(map(tuple, np.argwhere(mask)), values[mask]))"
+            )
+        if isinstance(given, dict):
+            pairs, value = _held_elements(key, by_key[key], given)
+            if value is None:
+                held[key] = pairs
+            else:  # every element held
+                whole[key] = value
+    space = space.with_held(held)
     out = []
     for leaf, init_value in zip(space.leaves, values):
         if not leaf.fixed:
+            continue
+        if leaf.key in whole:
+            out.append(whole[leaf.key])
             continue
         try:
             value = np.asarray(fixed[leaf.key], dtype=float)
@@ -104,9 +130,56 @@ def check_fixed(space: ParameterSpace, fixed: dict, values: list[np.ndarray]) ->
             raise ValueError(f"fixed[{leaf.key!r}] must be a number or an array of numbers shaped like init") from None
         if value.shape != init_value.shape:
             raise ValueError(f"fixed[{leaf.key!r}] has shape {value.shape}, but init has {init_value.shape}")
-        check_in_support(f"fixed[{leaf.key!r}]", leaf, value)
+        check_in_support(f"fixed[{leaf.key!r}]", leaf, value, closed=True)  # never through the bijector
         out.append(value)
-    return out
+    return space, out
+
+
+def _held_elements(key: str, leaves: list, given: dict) -> tuple[tuple[tuple[int, float], ...], np.ndarray | None]:
+    """``fixed[key]`` given as {index: value}: the (flat index, value) pairs held, by index,
+    and the whole value when every element is held (else None)."""
+    where = f"fixed[{key!r}]"
+    if len(leaves) != 1 or leaves[0].shape == ():
+        what = f"{len(leaves)} arrays" if len(leaves) != 1 else "a scalar"
+        raise ValueError(f"{where}: element indices need a vector or array parameter, but {key!r} is {what}")
+    leaf = leaves[0]
+    if type(leaf.constraint) is not Constraint:
+        raise ValueError(
+            f"{where}: the elements of {key!r} under {leaf.constraint!r} are not free separately (holding one "
+            f"constrains the others); fix {key!r} whole or reparameterize"
+        )
+    if not given:
+        raise ValueError(f"{where} is an empty dict: name the elements to hold, e.g. {{0: 1.0}}")
+    pairs = {}
+    for index, value in given.items():
+        position = _element_index(where, leaf.shape, index)
+        flat = int(np.ravel_multi_index(position, leaf.shape))
+        if flat in pairs:
+            raise ValueError(f"{where}: element {position if len(position) > 1 else position[0]} is given twice")
+        try:
+            pairs[flat] = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}[{index!r}] must be a number, got {type(value).__name__}") from None
+        why = leaf.constraint.violation(np.asarray(pairs[flat]), closed=True)
+        if why is not None:
+            raise ValueError(f"{where}[{index!r}] {why} under the constraint {leaf.constraint!r} (value {value})")
+    if len(pairs) == leaf.size:
+        return (), np.asarray([pairs[i] for i in range(leaf.size)]).reshape(leaf.shape)
+    return tuple(sorted(pairs.items())), None
+
+
+def _element_index(where: str, shape: tuple[int, ...], index) -> tuple[int, ...]:
+    """``index`` (an int for a vector, a tuple of ints for an array) as a position in ``shape``."""
+    position = (index,) if len(shape) == 1 and not isinstance(index, tuple) else index
+    ok = isinstance(position, tuple) and all(
+        isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in position
+    )
+    if not ok or len(position) != len(shape):
+        form = "an int" if len(shape) == 1 else f"a tuple of {len(shape)} ints"
+        raise ValueError(f"{where}: element indices must be {form} for shape {shape}, got {index!r}")
+    if not all(0 <= i < n for i, n in zip(position, shape)):
+        raise ValueError(f"{where}: element index {index!r} is out of range for shape {shape}")
+    return tuple(int(i) for i in position)
 
 
 def check_priors(space: ParameterSpace, prior) -> tuple[tuple, object]:
@@ -362,3 +435,30 @@ def _scalar_in_place(run, truth) -> str | None:
             continue
         return _leaf_name(path)
     return None
+
+
+def check_labels(space: ParameterSpace, labels) -> dict[str, tuple[str, ...]]:
+    """``labels`` (None for none): a dict from the name of a vector parameter to one distinct,
+    non-empty string per element, returned with tuples of labels (ValueError naming
+    ``labels`` otherwise)."""
+    labels = check_names("labels", labels, {leaf.key for leaf in space.leaves})
+    out = {}
+    for key, names in labels.items():
+        leaves = [leaf for leaf in space.leaves if leaf.key == key]
+        if len(leaves) != 1 or len(leaves[0].shape) != 1:
+            shape = leaves[0].shape
+            what = f"{len(leaves)} arrays" if len(leaves) != 1 else "a scalar" if shape == () else f"of shape {shape}"
+            raise ValueError(f"labels[{key!r}]: labels name the elements of one vector, but {key!r} is {what}")
+        if isinstance(names, (str, bytes, dict)) or not hasattr(names, "__iter__"):
+            raise ValueError(f"labels[{key!r}] must be a list of strings, got {type(names).__name__}")
+        names = tuple(names)
+        if len(names) != leaves[0].shape[0]:
+            raise ValueError(f"labels[{key!r}] has {len(names)} labels, but {key!r} has {leaves[0].shape[0]} elements")
+        bad = [name for name in names if not isinstance(name, str) or not name]
+        if bad:
+            raise ValueError(f"labels[{key!r}] must hold non-empty strings, got {bad[0]!r}")
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"labels[{key!r}] repeats {repeated}: each element needs its own label")
+        out[key] = names
+    return out

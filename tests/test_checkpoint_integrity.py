@@ -60,7 +60,7 @@ def fitted(monkeypatch):
     seen = []
     real = batch.fit_chunk
     monkeypatch.setattr(
-        batch, "fit_chunk", lambda prep, src, index, group: seen.extend(index) or real(prep, src, index, group)
+        batch, "fit_chunk", lambda prep, src, index, *rest: seen.extend(index) or real(prep, src, index, *rest)
     )
     return seen
 
@@ -117,7 +117,7 @@ from tests import test_checkpoint_integrity as t
 t.OFFSET = float(sys.argv[2])
 seen = []
 real = t.batch.fit_chunk
-t.batch.fit_chunk = lambda prep, src, index, group: seen.extend(index) or real(prep, src, index, group)
+t.batch.fit_chunk = lambda prep, src, index, *rest: seen.extend(index) or real(prep, src, index, *rest)
 res = t.run(sys.argv[1])
 print(json.dumps({{"fitted": len(seen), "mu": res.params["mu"].tolist()}}))
 """

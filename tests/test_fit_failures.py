@@ -113,8 +113,8 @@ def fit_gauss(**kw):
         (dict(max_iter=0), r"max_iter must be a positive integer"),
         (dict(dtype="int32"), r"dtype must be float32 or float64"),
         (dict(prior={"mu": jm.priors.Laplace()}, method="lbfgs"), r"cannot handle a Laplace"),
-        (dict(fixed={"sigma": -1.0}), r"fixed\['sigma'\]: 'sigma' must be > 0"),
-        (dict(fixed={"sigma": {"a": 1.0}}), r"fixed\['sigma'\] must be a number"),
+        (dict(fixed={"sigma": -1.0}), r"fixed\['sigma'\]: 'sigma' must be >= 0 under its constraint positive"),
+        (dict(fixed={"sigma": {"a": 1.0}}), r"fixed\['sigma'\]: element indices need a vector or array parameter"),
         (dict(prior=lambda p: jnp.ones(3) * p["mu"]), r"prior: the log-prior must return a scalar"),
         (dict(data=np.array(["a", "b"])), r"data must hold numbers"),
         (

@@ -358,6 +358,7 @@ def test_random_needs_a_joint_density_not_a_built_in_model():
 # --- batches -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fit_batch_integrates_each_replicate_like_fit():
     d, groups = small_lmm()
     rng = np.random.default_rng(7)
@@ -373,6 +374,7 @@ def test_fit_batch_integrates_each_replicate_like_fit():
         np.testing.assert_allclose(batch.se["b1"][i], one.se["b1"], rtol=1e-7)
 
 
+@pytest.mark.slow
 def test_simulation_study_integrates_each_simulated_replicate_like_fit():
     groups, per = 6, 5
     g = np.repeat(np.arange(groups), per)

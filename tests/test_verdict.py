@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.stats
 from jax.scipy import stats
 
 import jaxmle as jm
@@ -249,6 +250,34 @@ def test_explicit_starts_and_bad_starts():
         jm.fit(ll, {"mu": 0.0, "sigma": 1.0}, x, constraints={"sigma": jm.positive}, starts=0)
     with pytest.raises(ValueError, match="starts"):
         jm.fit(ll, {"mu": 0.0, "sigma": 1.0}, x, constraints={"sigma": jm.positive}, starts={"mu": np.zeros(2)})
+
+
+def test_starts_with_a_built_in_model():
+    # the model's own init, constraints and data reading carry into the batch of starts
+    x = np.random.default_rng(4).normal(2.0, 3.0, size=100)
+    res = jm.fit(jm.models.gaussian(), x, starts=3, seed=2)
+    assert res.converged and len(res.optima) == 1
+    np.testing.assert_allclose([res.params["mu"], res.params["sigma"]], [x.mean(), x.std()], rtol=1e-10)
+
+
+def test_a_simplex_at_a_vertex_is_on_the_boundary_with_a_finite_loglik():
+    # one component's data: the weight of the other runs to 0 and the inference coordinate
+    # of the simplex to -inf, where its Jacobian is not finite
+    x = np.random.default_rng(0).normal(0.0, 1.0, 200)
+
+    def mixture(p, d):
+        return jnp.log(p["w"][0] * stats.norm.pdf(d, 0.0, 1.0) + p["w"][1] * stats.norm.pdf(d, 3.0, 1.0))
+
+    with pytest.warns(jm.FitWarning, match="AT_BOUNDARY"):
+        res = jm.fit(mixture, {"w": np.array([0.5, 0.5])}, x, constraints={"w": jm.simplex})
+    assert res.status == Status.AT_BOUNDARY and not res.converged
+    np.testing.assert_allclose(res.params["w"], [1.0, 0.0], atol=1e-12)
+    exact = scipy.stats.norm.logpdf(x).sum()  # the one-component log-likelihood, in float64
+    np.testing.assert_allclose(res.loglik, exact, rtol=1e-12)
+    data = np.stack([x, np.random.default_rng(1).normal(1.5, 1.0, 200), x])
+    batch = jm.fit_batch(mixture, {"w": np.array([0.5, 0.5])}, data, constraints={"w": jm.simplex}, progress=False)
+    assert list(batch.status) == [Status.AT_BOUNDARY, Status.CONVERGED, Status.AT_BOUNDARY]
+    np.testing.assert_allclose(batch.loglik[[0, 2]], exact, rtol=1e-12)
 
 
 def test_a_study_says_which_statuses_it_left_out():

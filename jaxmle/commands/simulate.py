@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import sys
 import tempfile
@@ -14,8 +15,11 @@ def register(sub) -> None:
     p = sub.add_parser(
         "simulate",
         help="simulate datasets from a built-in model, fit them all, and print bias, SD, SE, RMSE, coverage",
-        description="Simulate REPS datasets of size N from a built-in model at the true values given, fit each, and "
-        "print bias, SD, mean SE, RMSE, coverage of the 95%% Wald interval and Cramér–Rao efficiency.",
+        description="Simulate REPS datasets of size N from a built-in model at the true values given (else at\n"
+        "the model's default truth, listed below), fit each, and print bias, SD, mean SE, RMSE,\n"
+        "coverage of the 95% Wald interval and Cramér–Rao efficiency.",
+        epilog=_truth_table(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", help="a built-in model, e.g. poisson or gaussian (the name of a jm.models factory)")
     p.add_argument("--n", type=int, required=True, help="observations per dataset")
@@ -25,7 +29,8 @@ def register(sub) -> None:
         nargs="*",
         default=[],
         metavar="NAME=VALUE",
-        help="true value of every parameter, e.g. rate=3, or beta=0.5,1,-1 for a vector",
+        help="true value of every parameter, e.g. rate=3, or beta=0.5,1,-1 for a vector (default: the model's "
+        "default truth)",
     )
     p.add_argument(
         "--model-arg",
@@ -46,7 +51,7 @@ def run(args) -> int:
 
     try:
         model = _model(args.model, _factory_args(args.model_arg))
-        truth = _truth(args.truth)
+        truth = _truth(args.truth) if args.truth else _default_truth(model)
         out = _output_dir(args.out)
         study = jm.simulation_study(
             model, truth, args.n, args.reps, seed=args.seed, chunk_size=args.chunk_size, checkpoint=args.checkpoint
@@ -102,11 +107,7 @@ def _factory_args(items: list[str]) -> dict:
 def _model(name: str, factory_args: dict):
     from jaxmle import models
 
-    available = sorted(  # the factory functions (lowercase), not the classes
-        n
-        for n in dir(models)
-        if n.islower() and not n.startswith("_") and n != "resolve" and callable(getattr(models, n))
-    )
+    available = sorted(models.DEFAULT_TRUTHS)  # the factory functions
     if name not in available:
         raise ValueError(f"model: unknown model {name!r} (available: {', '.join(available)})")
     factory = getattr(models, name)
@@ -128,9 +129,33 @@ def _truth(pairs: list[str]) -> dict:
         except ValueError:
             raise ValueError(f"--truth: {name}: {value!r} is not a number or a comma-separated list") from None
         truth[name] = numbers[0] if len(numbers) == 1 and "," not in value else np.asarray(numbers)
-    if not truth:
-        raise ValueError("--truth: give the true value of every parameter, e.g. --truth rate=3")
     return truth
+
+
+def _default_truth(model) -> dict:
+    """The model's default truth, announced on stdout so the table's truth column is explained."""
+    from jaxmle import models
+
+    truth = models.default_truth(model)
+    print(f"no --truth given: simulating at {model.name}'s default truth {_format_truth(truth)}")
+    return truth
+
+
+def _format_truth(truth: dict) -> str:
+    """``rate=3`` / ``beta=0.5,1,-1``, as ``--truth`` takes it."""
+    return " ".join(f"{k}={','.join(f'{v:g}' for v in np.ravel(value))}" for k, value in truth.items())
+
+
+def _truth_table() -> str:
+    """The epilog of ``--help``: each model's default truth."""
+    from jaxmle import models
+
+    width = max(map(len, models.DEFAULT_TRUTHS))
+    rows = [
+        f"  {name:<{width}}  {_format_truth(truth) if truth else 'p=1/k,...,1/k (uniform over the k labels)'}"
+        for name, truth in models.DEFAULT_TRUTHS.items()
+    ]
+    return "default truth of each model (used without --truth):\n" + "\n".join(rows)
 
 
 def write_estimates(fits, path) -> None:

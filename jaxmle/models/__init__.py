@@ -3,6 +3,8 @@
 Each factory returns a frozen, hashable model that ``jm.fit(model, data)`` accepts in place
 of a log-likelihood (its ``init`` and ``constraints`` are used)."""
 
+import numpy as np
+
 from .base import Model, ModelLoglik, resolve
 from .continuous import Exponential, Gamma, Gaussian, LogNormal, Weibull
 from .discrete import Bernoulli, Binomial, Categorical, Geometric, Poisson
@@ -12,6 +14,8 @@ __all__ = [
     "Model",
     "ModelLoglik",
     "resolve",
+    "DEFAULT_TRUTHS",
+    "default_truth",
     "bernoulli",
     "binomial",
     "categorical",
@@ -91,3 +95,29 @@ def logistic_regression() -> LogisticRegression:
 def poisson_regression() -> PoissonRegression:
     """``{"X", "y"}`` with counts and a log link; parameter ``beta``."""
     return PoissonRegression()
+
+
+#: Each factory's default true values, used by ``jaxmle simulate`` when no ``--truth`` is
+#: given (the regressions: an intercept and two covariates; ``categorical(k)``: uniform).
+DEFAULT_TRUTHS = {
+    "bernoulli": {"p": 0.3},
+    "binomial": {"p": 0.3},
+    "categorical": None,
+    "poisson": {"rate": 3.0},
+    "geometric": {"p": 0.3},
+    "exponential": {"rate": 2.0},
+    "gaussian": {"mu": 0.0, "sigma": 1.0},
+    "lognormal": {"mu": 0.0, "sigma": 0.5},
+    "gamma": {"shape": 2.0, "rate": 1.0},
+    "weibull": {"shape": 1.5, "scale": 1.0},
+    "linear_regression": {"beta": (1.0, 0.5, -0.5), "sigma": 1.0},
+    "logistic_regression": {"beta": (-0.5, 1.0, -1.0)},
+    "poisson_regression": {"beta": (0.5, 0.3, -0.2)},
+}
+
+
+def default_truth(model: Model) -> dict:
+    """The default true values of a built-in model (``DEFAULT_TRUTHS``; vectors as arrays)."""
+    if model.name == "categorical":
+        return {"p": np.full(model.k, 1.0 / model.k)}
+    return {name: np.asarray(v) if isinstance(v, tuple) else v for name, v in DEFAULT_TRUTHS[model.name].items()}
