@@ -30,7 +30,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from . import _precision, covariance, random_effects, verdict
+from . import _precision, covariance, random_effects, shards, verdict
 from .batch_results import BatchFitResult
 from .checkpoint import Checkpoint, checkpoint_path
 from .fingerprint import run_fingerprint, tree_digest
@@ -229,10 +229,17 @@ def run_batch(
     fingerprint,
     cov_type="observed",
     model=None,
+    shard=None,
+    attachments=None,
 ):
     """Fit replicates ``0..reps-1``; ``source(index) -> (u0, data, invalid)`` gives a chunk's inputs
     and ``fingerprint()`` what identifies the run in a checkpoint. A ``cov_type`` other than
-    ``"observed"`` (checked by ``covariance.check``) replaces each chunk's covariances."""
+    ``"observed"`` (checked by ``covariance.check``) replaces each chunk's covariances.
+
+    With ``shard=(i, K)`` (checked by ``shards.check_shard``), only the chunks of shard i are
+    fitted, into the checkpoint, and None is returned; the chunk size then enters the run's
+    fingerprint (it sets which replicates each shard fits). ``attachments`` (name -> arrays)
+    are kept in the checkpoint with ``Checkpoint.attach``."""
     from tqdm.auto import tqdm
 
     show, delay = progress_mode(progress)
@@ -246,21 +253,39 @@ def run_batch(
     if cov_type != "observed":
         replace_cov = functools.partial(covariance.replace_batch, cov_type=cov_type, prep=prep, model=model, nobs=nobs)
     writer = checkpoint is not None and jax.process_index() == 0
-    store = None if checkpoint is None else Checkpoint(checkpoint, fingerprint(), writer=writer)
+    store = None
+    if checkpoint is not None:
+        identity = fingerprint() | ({} if shard is None else {"chunk_size": size})
+        store = Checkpoint(checkpoint, identity, writer=writer, shard=shard)
     with store or contextlib.nullcontext():
         if store is not None:
-            for index, arrays in store.load(out.arrays):
+            for name, arrays in (attachments or {}).items():
+                store.attach(name, arrays)
+            owns = None if shard is None else lambda first: shards.owner(first, size, shard[1]) == shard[0]
+            for index, arrays in store.load(out.arrays, owns):
                 out.put(index, arrays)
-        todo = np.flatnonzero(~out.done)
-        with tqdm(total=reps, initial=reps - len(todo), unit="fit", disable=not show, delay=delay) as bar:
-            for start in range(0, len(todo), size):
-                index = todo[start : start + size]
+        total, todo = pending(out.done, size, shard)
+        left = sum(map(len, todo))
+        with tqdm(total=total, initial=total - left, unit="fit", disable=not show, delay=delay) as bar:
+            for index in todo:
                 arrays = fit_chunk(prep, source, index, group, replace_cov)
                 out.put(index, arrays)
                 if writer:
                     store.save(index, arrays)
                 bar.update(len(index))
-    return out.result(prep, nobs, cov_type)
+    return None if shard is not None else out.result(prep, nobs, cov_type)
+
+
+def pending(done: np.ndarray, size: int, shard) -> tuple[int, list[np.ndarray]]:
+    """``(total, chunks)``: the replicates the run (or its ``shard``) covers, and those of its
+    chunks not ``done``, in chunks of at most ``size``. Without a shard the replicates left are
+    packed into chunks; a shard keeps the grid of ``shards.chunks``."""
+    if shard is None:
+        todo = np.flatnonzero(~done)
+        return len(done), [todo[start : start + size] for start in range(0, len(todo), size)]
+    mine = shards.chunks(len(done), size, shard)
+    todo = [index[~done[index]] for index in mine]
+    return sum(map(len, mine)), [index for index in todo if len(index)]
 
 
 def fit_chunk(prep: Prepared, source, index: np.ndarray, group: int, replace_cov=None) -> dict:
@@ -443,36 +468,49 @@ class Outputs:
         self.done[index] = True
 
     def result(self, prep: Prepared, nobs, cov_type: str = "observed") -> BatchFitResult:
-        a, space = self.arrays, prep.problem.space
-        reps = len(self.done)
-        fixed = [np.asarray(v) for v in prep.fixed_leaves]
-        se_flat = np.sqrt(np.diagonal(a["cov"], axis1=-2, axis2=-1))
-        status = a["status"]
-        return BatchFitResult(
-            params=batched_params(space, a["estimates"], fixed, reps),
-            se=batched_params(space, se_flat, [np.zeros_like(v) for v in fixed], reps, fill=0.0),
-            cov=a["cov"],
-            names=space.names,
-            loglik=a["loglik"],
-            logpost=a["logpost"],
-            converged=converged(status),
-            status=status,
-            n_iter=a["n_iter"],
-            grad_norm=a["grad_norm"],
-            nobs=nobs,
-            df=space.m,
-            information=a["information"],
-            method=prep.method_name,
-            positive_definite=a["positive_definite"],
-            condition_number=a["condition_number"],
-            has_prior=prep.problem.has_prior,
-            null_direction=a["null_direction"],
-            at_kink=a["at_kink"],
-            estimates=a["estimates"],
-            cov_type=cov_type,
-            _space=space,
-            _fixed_leaves=fixed,
+        problem = prep.problem
+        clusters = covariance.cluster_count(prep.clusters)
+        return batch_result(
+            self.arrays, problem.space, prep.fixed_leaves, nobs, prep.method_name, problem.has_prior, cov_type, clusters
         )
+
+
+def batch_result(
+    a: dict, space, fixed_leaves, nobs, method: str, has_prior: bool, cov_type: str = "observed", clusters=None
+) -> BatchFitResult:
+    """The BatchFitResult of the per-replicate arrays ``a`` (those of ``Outputs``), with the
+    parameters ``space``, the values of the fixed leaves and the fits' settings (``clusters``:
+    the number of clusters of a cluster covariance)."""
+    reps = len(a["status"])
+    fixed = [np.asarray(v) for v in fixed_leaves]
+    se_flat = np.sqrt(np.diagonal(a["cov"], axis1=-2, axis2=-1))
+    status = a["status"]
+    return BatchFitResult(
+        params=batched_params(space, a["estimates"], fixed, reps),
+        se=batched_params(space, se_flat, [np.zeros_like(v) for v in fixed], reps, fill=0.0),
+        cov=a["cov"],
+        names=space.names,
+        loglik=a["loglik"],
+        logpost=a["logpost"],
+        converged=converged(status),
+        status=status,
+        n_iter=a["n_iter"],
+        grad_norm=a["grad_norm"],
+        nobs=nobs,
+        df=space.m,
+        information=a["information"],
+        method=method,
+        positive_definite=a["positive_definite"],
+        condition_number=a["condition_number"],
+        has_prior=has_prior,
+        null_direction=a["null_direction"],
+        at_kink=a["at_kink"],
+        estimates=a["estimates"],
+        cov_type=cov_type,
+        clusters=clusters,
+        _space=space,
+        _fixed_leaves=fixed,
+    )
 
 
 def batched_params(space, flat: np.ndarray, fixed_leaves: list, reps: int, fill: float | None = None):

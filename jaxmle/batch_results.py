@@ -50,6 +50,7 @@ class BatchFitResult:
     at_kink: np.ndarray = field(repr=False)
     estimates: np.ndarray = field(repr=False)  # (reps, k) in the order of names
     cov_type: str = "observed"  # the covariance behind se and cov, as in FitResult
+    clusters: int | None = None  # with cov_type="cluster": the number of clusters G
     _space: ParameterSpace | None = field(default=None, repr=False)
     _fixed_leaves: list | None = field(default=None, repr=False)
 
@@ -119,6 +120,7 @@ class BatchFitResult:
             condition_number=float(self.condition_number[i]),
             has_prior=self.has_prior,
             cov_type=self.cov_type,
+            clusters=self.clusters,
             notes=[] if status == Status.INVALID_DATA else diagnostic_notes(self.names, inf),
             _space=self._space,
             _fixed_leaves=self._fixed_leaves,

@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("demo", "verify", "simulate")
+COMMANDS = ("demo", "verify", "simulate", "merge")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -172,13 +172,18 @@ def meat(S: np.ndarray, clusters=None) -> np.ndarray:
     return np.swapaxes(S, -1, -2) @ S
 
 
+def cluster_count(clusters) -> int | None:
+    """G, the number of clusters coded 0..G−1 by ``check`` (None without clusters)."""
+    return None if clusters is None else int(clusters.max()) + 1
+
+
 def small_sample_factor(cov_type: str, n: int, k: int, clusters=None) -> float:
     """The factor on the sandwich: n/(n−k) for HC1, G/(G−1)·(n−1)/(n−k) for G clusters,
     1 for the plain (HC0) sandwich."""
     if cov_type == "HC1":
         return n / (n - k)
     if cov_type == "cluster":
-        G = int(clusters.max()) + 1
+        G = cluster_count(clusters)
         return G / (G - 1) * (n - 1) / (n - k)
     return 1.0
 

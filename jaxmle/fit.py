@@ -361,6 +361,7 @@ def to_result(raw: RawFit, prep: Prepared, nobs: int | None, cov_type: str = "ob
         has_prior=prep.problem.has_prior,
         notes=verdict.status_notes(status, space, raw.u, raw.grad_z) + diagnostic_notes(space.names, inf),
         cov_type=cov_type,
+        clusters=covariance.cluster_count(prep.clusters),
         expected_information=expected,
         _space=space,
         _fixed_leaves=fixed_np,

@@ -101,6 +101,8 @@ class FitResult:
     has_prior: bool
     notes: list[str] = field(default_factory=list)
     cov_type: str = "observed"
+    #: with ``cov_type="cluster"``: the number of clusters G behind the covariance, else None
+    clusters: int | None = None
     #: expected (Fisher) information n·I₁(θ̂) where a built-in model provides it, else None
     expected_information: np.ndarray | None = None
     _space: ParameterSpace | None = field(default=None, repr=False)
@@ -224,7 +226,8 @@ class FitResult:
         if self.has_prior:
             lines.append("posterior: SD from the curvature at the mode; credible intervals")
         if self.cov_type != "observed":
-            lines.append(f"covariance: {self.cov_type}")
+            over = f" over {self.clusters} clusters" if self.clusters is not None else ""
+            lines.append(f"covariance: {self.cov_type}{over}")
         if self.random:
             lines.append(
                 f"random effects: {', '.join(self.random)} integrated out (Laplace); loglik is the marginal; "

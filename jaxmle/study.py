@@ -27,7 +27,9 @@ from .fit import check_at_start, prepare
 from .models.base import Model
 from .parameters import build_space
 from .results import fmt_number, import_pandas, wald_z
+from .shards import StudyProgress, check_shard, study_progress
 from .status import Status
+from .study_store import NAME, StudyDesign, design_arrays
 from .validation import (
     check_constraints,
     check_like,
@@ -146,7 +148,8 @@ def simulation_study(
     progress=None,
     random=None,
     nagq=1,
-) -> StudyResult:
+    shard=None,
+) -> StudyResult | StudyProgress:
     """Simulate ``reps`` datasets of size ``n`` from ``truth``, fit each, and summarize.
 
     ``model`` is a built-in model (``jm.models.poisson()``), or pass ``simulate(key, params, n)``
@@ -158,8 +161,18 @@ def simulation_study(
     entries of ``init``, which then must be given) are integrated out of every fit by the
     Laplace approximation (``jaxmle.random_effects``), or with ``nagq`` as in ``fit``;
     ``truth`` holds the outer parameters.
+
+    ``shard=(i, K)``: fit only part i of K of the replicates (``jaxmle.shards``: the chunks
+    j with j mod K = i, on the grid of ``chunk_size``) into ``checkpoint``, the directory all
+    K parts share, and return its ``StudyProgress``; once every part is there,
+    ``jm.load_study(checkpoint)`` gives the StudyResult of one unsharded run, bit for bit.
+    Every part must get the same arguments, K and chunk size (the default chunk size depends
+    on the platform and the number of devices: give it where the parts run on different
+    machines); a part of another run is refused. A checkpointed study keeps its design in the
+    directory (``study.npz``), so that ``jm.load_study`` needs no model.
     """
     checkpoint = checkpoint_path(checkpoint)
+    shard = check_shard(shard, checkpoint)
     random_effects.check_nagq(nagq, random)
     if random is not None:
         if init is None:
@@ -239,6 +252,17 @@ def simulation_study(
             "init": tree_digest(init) + ("/per-replicate" if per_data_init else ""),
         }
     )
+    design = StudyDesign(
+        truth=truth_host,
+        n=n,
+        reps=reps,
+        label=label,
+        space=space,
+        fixed_leaves=[np.asarray(v) for v in prep.fixed_leaves],
+        method=prep.method_name,
+        nobs=nobs,
+        crlb_var=None if model is None else _model_crlb(model, truth_host, truth_index, n, label),
+    )
     fits = run_batch(
         prep,
         nobs,
@@ -248,26 +272,31 @@ def simulation_study(
         progress=progress,
         checkpoint=checkpoint,
         fingerprint=fingerprint,
+        shard=shard,
+        attachments=_attachments(design, checkpoint, shard),
     )
+    return study_progress(checkpoint) if shard is not None else study_result(fits, design)
 
-    if model is not None:
-        info = np.asarray(model.fisher_information(truth_host), dtype=float)
-        size = sum(int(np.prod(leaf.shape)) for leaf in space.leaves)
-        if info.shape != (size, size):
-            raise ValueError(f"{label}: fisher_information returned shape {info.shape}, expected {(size, size)}")
-        total, source_text = n * info[np.ix_(truth_index, truth_index)], "model's Fisher information"
+
+def study_result(fits: BatchFitResult, design: StudyDesign) -> StudyResult:
+    """The StudyResult of ``fits`` from the study ``design`` (``simulation_study`` and
+    ``load_study`` both build it here)."""
+    space = design.space
+    truth_flat, _ = _flat_truth(design.truth, space)
+    if design.crlb_var is not None:
+        crlb_var, source_text = design.crlb_var, "model's Fisher information"
     else:
         ok = fits.converged & np.all(np.isfinite(fits.information), axis=(1, 2))
         total, source_text = np.mean(fits.information[ok], axis=0), "Monte Carlo mean of the observed information"
-    crlb_var = np.diagonal(np.linalg.pinv(total, hermitian=True)).copy()
+        crlb_var = np.diagonal(np.linalg.pinv(total, hermitian=True)).copy()
     flat = study_statistics(fits, truth_flat, crlb_var)
-    not_estimated = [np.full(np.shape(v), np.nan) for v in prep.fixed_leaves]
+    not_estimated = [np.full(np.shape(v), np.nan) for v in design.fixed_leaves]
     tree = lambda v: space.assemble(space.x_flat_to_leaves(v, fill=np.nan), not_estimated)  # noqa: E731
     return StudyResult(
         fits=fits,
-        truth=truth_host,
-        n=n,
-        reps=reps,
+        truth=design.truth,
+        n=design.n,
+        reps=design.reps,
         used=int(fits.converged.sum()),
         bias=tree(flat["bias"]),
         sd=tree(flat["sd"]),
@@ -277,10 +306,33 @@ def simulation_study(
         crlb_sd=tree(flat["crlb_sd"]),
         efficiency=tree(flat["efficiency"]),
         mcse={k[5:]: tree(v) for k, v in flat.items() if k.startswith("mcse_")},
-        label=label,
+        label=design.label,
         crlb_source=source_text,
         flat=flat,
     )
+
+
+def _model_crlb(model: Model, truth, truth_index: np.ndarray, n: int, label: str) -> np.ndarray:
+    """The Cramér–Rao variances of the free elements (``truth_index`` among all of truth's),
+    from ``n`` times the model's Fisher information per observation at ``truth``."""
+    info = np.asarray(model.fisher_information(truth), dtype=float)
+    size = sum(int(np.size(v)) for v in jax.tree_util.tree_leaves(truth))
+    if info.shape != (size, size):
+        raise ValueError(f"{label}: fisher_information returned shape {info.shape}, expected {(size, size)}")
+    return np.diagonal(np.linalg.pinv(n * info[np.ix_(truth_index, truth_index)], hermitian=True)).copy()
+
+
+def _attachments(design: StudyDesign, checkpoint, shard) -> dict | None:
+    """What a checkpointed study keeps beside its fits (``study_store``): needed by a shard,
+    kept wherever it can be stored otherwise."""
+    if checkpoint is None:
+        return None
+    try:
+        return {NAME: design_arrays(design)}
+    except ValueError:
+        if shard is not None:
+            raise
+        return None
 
 
 def study_statistics(fits: BatchFitResult, truth: np.ndarray, crlb_var: np.ndarray, level: float = 0.95) -> dict:

@@ -70,6 +70,7 @@ def test_cluster_of_a_linear_model_is_statsmodels_ols_cluster(regression):
     res = ols_fit(regression, "cluster", groups=CLUSTERS)
     ols = sm.OLS(regression["y"], regression["X"]).fit(cov_type="cluster", cov_kwds={"groups": CLUSTERS})
     np.testing.assert_allclose(res.cov, ols.cov_params(), rtol=1e-8)
+    assert res.clusters == G and f"covariance: cluster over {G} clusters" in res.summary()
     # within-cluster correlation: the cluster SEs differ from the heteroskedasticity-robust ones
     hc1 = sm.OLS(regression["y"], regression["X"]).fit(cov_type="HC1")
     assert not np.allclose(res.se["beta"], hc1.bse, rtol=0.05)
@@ -145,10 +146,11 @@ def test_a_batch_gives_each_replicate_the_se_of_its_own_fit(replicates, cov_type
     model = jm.models.linear_regression()
     batch = jm.fit_batch(model, replicates, cov_type=cov_type, groups=groups)
     assert batch.converged.all() and batch.cov_type == cov_type
+    assert batch.clusters == (5 if cov_type == "cluster" else None)
     for i in range(len(batch)):
         one = jm.fit(model, jax.tree_util.tree_map(lambda a, i=i: a[i], replicates), cov_type=cov_type, groups=groups)
         np.testing.assert_allclose(batch.cov[i], one.cov, rtol=1e-10, atol=1e-14)
-        assert batch[i].cov_type == cov_type
+        assert batch[i].cov_type == cov_type and batch[i].clusters == one.clusters
     if cov_type != "expected":  # (for a linear model the expected information given X is the observed one)
         observed = jm.fit_batch(model, replicates)
         assert not np.allclose(batch.standard_errors, observed.standard_errors, rtol=1e-3)

@@ -42,32 +42,73 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--chunk-size", type=int, default=None, help="replicates per chunk (bounds memory)")
     p.add_argument("--checkpoint", default=None, metavar="PATH", help="directory for resumable checkpoints")
+    p.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="i/K",
+        help="run only part i of K of the replicates into --checkpoint (e.g. $SLURM_ARRAY_TASK_ID/10), then "
+        "assemble the study with jaxmle merge",
+    )
     p.add_argument("--out", default=None, metavar="DIR", help="write estimates.csv and study.png here")
     p.set_defaults(func=run)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """``--shard i/K`` as ``(i, K)``; argparse names the option in the error."""
+    from jaxmle.shards import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def run(args) -> int:
     import jaxmle as jm
 
     try:
+        if args.shard is not None and (args.checkpoint is None or args.out is not None):
+            raise ValueError(
+                "--shard needs --checkpoint DIR, the directory all shards share (and no --out: "
+                "jaxmle merge DIR --out writes the whole study)"
+            )
         model = _model(args.model, _factory_args(args.model_arg))
         truth = _truth(args.truth) if args.truth else _default_truth(model)
         out = _output_dir(args.out)
         study = jm.simulation_study(
-            model, truth, args.n, args.reps, seed=args.seed, chunk_size=args.chunk_size, checkpoint=args.checkpoint
+            model,
+            truth,
+            args.n,
+            args.reps,
+            seed=args.seed,
+            chunk_size=args.chunk_size,
+            checkpoint=args.checkpoint,
+            shard=args.shard,
         )
     except ValueError as err:
         print(f"jaxmle simulate: error: {err}", file=sys.stderr)
         return 2
-    print(study.summary())
-    if out is not None:
-        write_estimates(study.fits, out / "estimates.csv")
-        try:
-            study.plot(out / "study.png")
-        except ImportError as err:
-            print(f"jaxmle simulate: no plot: {err}", file=sys.stderr)
-        print(f"wrote {out / 'estimates.csv'}" + (f" and {out / 'study.png'}" if (out / "study.png").exists() else ""))
+    if args.shard is not None:
+        print(f"shard {args.shard[0]} of {args.shard[1]} is done; the study so far:\n{study}")
+        if study.complete:
+            print(f"every shard is done: jaxmle merge {args.checkpoint} prints the study")
+        return 0
+    report(study, out, "simulate")
     return 0
+
+
+def report(study, out: Path | None, command: str) -> None:
+    """Print the study's summary; with ``out``, write its estimates.csv and study.png there."""
+    print(study.summary())
+    if out is None:
+        return
+    write_estimates(study.fits, out / "estimates.csv")
+    try:
+        study.plot(out / "study.png")
+    except ImportError as err:
+        print(f"jaxmle {command}: no plot: {err}", file=sys.stderr)
+    print(f"wrote {out / 'estimates.csv'}" + (f" and {out / 'study.png'}" if (out / "study.png").exists() else ""))
 
 
 def _output_dir(path) -> Path | None:
