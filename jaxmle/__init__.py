@@ -18,9 +18,12 @@ from .constraints import (
 from .fit import FitError, FitWarning, fit
 from .formula import Design, design
 from .lrtest import LRTest, lr_test
+from .merge import load_study
 from .profile import BetterFitFound, ProfileWarning
 from .results import FitResult
 from .sampling import SampleResult, sample
+from .sbc import SBCResult, sbc
+from .shards import StudyProgress, study_progress
 from .status import Status
 from .study import StudyResult, simulation_study
 from .wald import WaldTest
@@ -31,8 +34,13 @@ __all__ = [
     "fit",
     "fit_batch",
     "simulation_study",
+    "load_study",
+    "study_progress",
+    "StudyProgress",
     "sample",
     "SampleResult",
+    "sbc",
+    "SBCResult",
     "FitResult",
     "BatchFitResult",
     "StudyResult",

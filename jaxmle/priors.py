@@ -2,7 +2,9 @@
 
 ``log_prob(x)`` is the log density summed over the elements of ``x``, normalizing
 constants included, in the user's own parameterization (no Jacobian term): the mode
-of loglik + log_prob is the MAP that the closed-form formulas give.
+of loglik + log_prob is the MAP that the closed-form formulas give. ``sample(key, shape)``
+draws independent elements from the prior (every built-in prior is proper), for
+simulation-based calibration (``jm.sbc``).
 
 The Laplace prior is kept in two parts: a constant (``log_prob_smooth``) and the L1
 penalty ``|x - loc| / scale`` that the proximal solver handles exactly, so a lasso gives
@@ -14,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import jax
 import jax.numpy as jnp
 from jax.scipy import special, stats
 
@@ -44,6 +47,10 @@ class Prior:
     def log_prob(self, x):
         raise NotImplementedError
 
+    def sample(self, key, shape=()):
+        """Independent draws of ``shape``: a proper prior's; an improper one has none."""
+        raise ValueError(f"{type(self).__name__} defines no sample(key, shape): it cannot be drawn from")
+
     def log_prob_smooth(self, x):
         """The differentiable part of ``log_prob`` (all of it, except for Laplace)."""
         return self.log_prob(x)
@@ -63,6 +70,9 @@ class Normal(Prior):
 
     def log_prob(self, x):
         return jnp.sum(stats.norm.logpdf(x, self.loc, self.scale))
+
+    def sample(self, key, shape=()):
+        return self.loc + self.scale * jax.random.normal(key, shape)
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,9 @@ class Laplace(Prior):
     def log_prob(self, x):
         return self.log_prob_smooth(x) - jnp.sum(jnp.abs(x - self.loc)) / self.scale
 
+    def sample(self, key, shape=()):
+        return self.loc + self.scale * jax.random.laplace(key, shape)
+
     def log_prob_smooth(self, x):
         return -jnp.size(x) * math.log(2.0 * self.scale)
 
@@ -104,6 +117,9 @@ class StudentT(Prior):
     def log_prob(self, x):
         return jnp.sum(stats.t.logpdf(x, self.df, self.loc, self.scale))
 
+    def sample(self, key, shape=()):
+        return self.loc + self.scale * jax.random.t(key, self.df, shape)
+
 
 @dataclass(frozen=True)
 class Beta(Prior):
@@ -121,6 +137,9 @@ class Beta(Prior):
     def log_prob(self, x):
         return jnp.sum(special.xlogy(self.a - 1, x) + special.xlog1py(self.b - 1, -x) - special.betaln(self.a, self.b))
 
+    def sample(self, key, shape=()):
+        return jax.random.beta(key, self.a, self.b, shape)
+
 
 @dataclass(frozen=True)
 class Gamma(Prior):
@@ -136,6 +155,9 @@ class Gamma(Prior):
 
     def log_prob(self, x):
         return jnp.sum(stats.gamma.logpdf(x, self.shape, scale=1.0 / self.rate))
+
+    def sample(self, key, shape=()):
+        return jax.random.gamma(key, self.shape, shape) / self.rate
 
 
 @dataclass(frozen=True)
@@ -154,6 +176,9 @@ class InverseGamma(Prior):
         a, b = self.shape, self.scale
         return jnp.sum(a * math.log(b) - special.gammaln(a) - (a + 1) * jnp.log(x) - b / x)
 
+    def sample(self, key, shape=()):
+        return self.scale / jax.random.gamma(key, self.shape, shape)
+
 
 @dataclass(frozen=True)
 class HalfNormal(Prior):
@@ -168,6 +193,9 @@ class HalfNormal(Prior):
     def log_prob(self, x):
         return jnp.sum(math.log(2.0) + stats.norm.logpdf(x, 0.0, self.scale))
 
+    def sample(self, key, shape=()):
+        return self.scale * jnp.abs(jax.random.normal(key, shape))
+
 
 @dataclass(frozen=True)
 class Exponential(Prior):
@@ -181,6 +209,9 @@ class Exponential(Prior):
 
     def log_prob(self, x):
         return jnp.sum(math.log(self.rate) - self.rate * x)
+
+    def sample(self, key, shape=()):
+        return jax.random.exponential(key, shape) / self.rate
 
 
 @dataclass(frozen=True)
@@ -204,3 +235,10 @@ class Dirichlet(Prior):
             raise ValueError(f"Dirichlet alpha has {alpha.shape[0]} entries but the parameter has shape {x.shape}")
         norm = jnp.sum(special.gammaln(alpha)) - special.gammaln(jnp.sum(alpha))
         return jnp.sum(special.xlogy(alpha - 1, x)) - norm
+
+    def sample(self, key, shape=None):
+        """Draws of ``shape`` (by default one vector of len(alpha)); its last axis is len(alpha)."""
+        shape = (len(self.alpha),) if shape is None else tuple(shape)
+        if not shape or shape[-1] != len(self.alpha):
+            raise ValueError(f"Dirichlet alpha has {len(self.alpha)} entries but the shape asked is {shape}")
+        return jax.random.dirichlet(key, jnp.asarray(self.alpha), shape[:-1])

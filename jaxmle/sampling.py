@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -33,7 +34,7 @@ from .problem import Problem
 from .results import FitResult, box_table, import_pandas
 from .verdict import join_names
 
-__all__ = ["sample", "SampleResult", "RHAT_MAX", "ESS_PER_CHAIN_MIN"]
+__all__ = ["sample", "SampleResult", "Chains", "nuts_program", "RHAT_MAX", "ESS_PER_CHAIN_MIN"]
 
 #: R-hat above this says the chains disagree (Vehtari et al. 2021)
 RHAT_MAX = 1.01
@@ -50,6 +51,14 @@ def _blackjax():
     except ImportError as err:
         raise ImportError("jm.sample needs blackjax: pip install 'jaxmle[bayes]'") from err
     return blackjax
+
+
+def _arviz_base():
+    try:
+        import arviz_base
+    except ImportError as err:
+        raise ImportError("SampleResult.to_arviz needs arviz-base: pip install 'jaxmle[arviz]'") from err
+    return arviz_base
 
 
 def sample(
@@ -93,30 +102,42 @@ def sample(
     with _precision.context(prep.dtype):
         out = run(jax.random.key(seed), jnp.asarray(start, prep.dtype), prep.fixed_leaves, prep.data)
         out = jax.tree_util.tree_map(np.asarray, out)
-    x_leaves, divergent, accept, doublings, step_size = out
     space = prep.problem.space
     fixed_np = [np.broadcast_to(np.asarray(v), (chains, draws) + np.shape(v)) for v in prep.fixed_leaves]
     return SampleResult(
-        draws=space.assemble(x_leaves, fixed_np),
+        draws=space.assemble(out.x, fixed_np),
         names=space.names,
-        divergent=divergent,
-        acceptance_rate=accept.mean(axis=1),
-        step_size=step_size,
-        max_depth_hits=int(np.sum(doublings >= MAX_DOUBLINGS)),
+        divergent=out.divergent,
+        acceptance_rate=out.acceptance_rate.mean(axis=1),
+        step_size=out.step_size,
+        max_depth_hits=int(np.sum(out.tree_depth >= MAX_DOUBLINGS)),
         warmup=warmup,
         mode=mode,
-        _flat=np.concatenate([v.reshape(chains, draws, -1) for v in x_leaves], axis=2),
+        _flat=np.concatenate([leaf.free_part(v) for leaf, v in zip(space.free, out.x)], axis=2),
+        _per_draw={"acceptance_rate": out.acceptance_rate, "tree_depth": out.tree_depth},
     )
 
 
-@functools.lru_cache(maxsize=32)
-def _compiled_run(problem: Problem, chains: int, draws: int, warmup: int):
-    """The jitted sampler: (key, u_mode, fixed_leaves, data) -> (x leaves, divergent,
-    acceptance, trajectory doublings, step sizes), every chain in one program."""
+class Chains(NamedTuple):
+    """What NUTS returns for every chain: the free leaves in the user's parameterization,
+    the divergence flags, acceptance rates and tree depths (trajectory doublings), each with
+    leading (chain, draw) axes, and each chain's adapted step size."""
+
+    x: list
+    divergent: jax.Array
+    acceptance_rate: jax.Array
+    tree_depth: jax.Array
+    step_size: jax.Array
+
+
+def nuts_program(problem: Problem, chains: int, draws: int, warmup: int):
+    """The sampler as a pure function ``(key, u_centre, fixed_leaves, data) -> Chains``, not
+    yet jitted: ``sample`` jits it, ``jm.sbc`` vmaps it over replicates first. Every chain
+    starts at ``u_centre`` moved by its own uniform(-1/2, 1/2) offset per coordinate."""
     blackjax = _blackjax()
     space = problem.space
 
-    def run(key, u_mode, fixed_leaves, data):
+    def run(key, u_centre, fixed_leaves, data):
         def logdensity(u):
             x = space.u_to_x_leaves(u)
             ll = jnp.sum(problem.loglik_terms(x, fixed_leaves, data))
@@ -133,14 +154,20 @@ def _compiled_run(problem: Problem, chains: int, draws: int, warmup: int):
                 x = space.u_to_x_leaves(state.position)
                 return state, (x, info.is_divergent, info.acceptance_rate, info.num_trajectory_expansions)
 
-            _, (x, divergent, accept, doublings) = jax.lax.scan(step, state, jax.random.split(draw_key, draws))
-            return x, divergent, accept, doublings, tuned["step_size"]
+            _, out = jax.lax.scan(step, state, jax.random.split(draw_key, draws))
+            return Chains(*out, tuned["step_size"])
 
         start_key, chain_key = jax.random.split(key)
-        offsets = jax.random.uniform(start_key, (chains, u_mode.shape[0]), u_mode.dtype, -0.5, 0.5)
-        return jax.vmap(one_chain)(jax.random.split(chain_key, chains), u_mode + offsets)
+        offsets = jax.random.uniform(start_key, (chains, u_centre.shape[0]), u_centre.dtype, -0.5, 0.5)
+        return jax.vmap(one_chain)(jax.random.split(chain_key, chains), u_centre + offsets)
 
-    return jax.jit(run)
+    return run
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_run(problem: Problem, chains: int, draws: int, warmup: int):
+    """``nuts_program``, jitted: every chain in one program."""
+    return jax.jit(nuts_program(problem, chains, draws, warmup))
 
 
 @dataclass
@@ -166,6 +193,8 @@ class SampleResult:
     warmup: int
     mode: FitResult
     _flat: np.ndarray = field(repr=False)
+    #: per (chain, draw): ``acceptance_rate`` and ``tree_depth`` (trajectory doublings)
+    _per_draw: dict = field(repr=False, default_factory=dict)
     rhat: np.ndarray = field(init=False)
     ess_bulk: np.ndarray = field(init=False)
     ess_tail: np.ndarray = field(init=False)
@@ -262,6 +291,33 @@ class SampleResult:
         ``ess_bulk`` and ``ess_tail``. Needs pandas (``jaxmle[frame]``)."""
         pd = import_pandas("SampleResult.to_frame")
         return pd.DataFrame(self._statistics(), index=pd.Index(self.names, name="name"))
+
+    def to_arviz(self):
+        """The draws as arviz-base's ``DataTree`` (needs ``jaxmle[arviz]``).
+
+        Group ``posterior``: one variable per free parameter (named as in ``names``, without
+        the element index), in the user's parameterization, with dims (chain, draw, ...);
+        the elements of a labelled vector are on a dim ``<name>_dim`` whose coordinates are
+        its labels. Group ``sample_stats``, each over (chain, draw): ``diverging``,
+        ``acceptance_rate``, ``step_size`` (fixed after warmup) and ``tree_depth``
+        (trajectory doublings)."""
+        arviz_base = _arviz_base()
+        posterior, dims, coords = {}, {}, {}
+        for leaf, values in zip(self.mode._space.leaves, jax.tree_util.tree_leaves(self.draws)):
+            if leaf.fixed:
+                continue
+            posterior[leaf.label] = np.asarray(values)
+            if leaf.labels is not None:
+                dims[leaf.label] = [f"{leaf.label}_dim"]
+                coords[f"{leaf.label}_dim"] = list(leaf.labels)
+        step_size = np.broadcast_to(self.step_size[:, None], self.divergent.shape)
+        stats = {"diverging": self.divergent, "step_size": step_size, **self._per_draw}
+        return arviz_base.from_dict(
+            {"posterior": posterior, "sample_stats": stats},
+            dims=dims,
+            coords=coords,
+            attrs={"/": {"inference_library": "blackjax", "num_warmup": self.warmup}},
+        )
 
     def summary(self) -> str:
         """A box table of the posterior (mean, SD, 5/50/95% quantiles, MCSE of the mean,

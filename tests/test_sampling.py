@@ -295,3 +295,37 @@ def test_without_blackjax_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "blackjax", None)
     with pytest.raises(ImportError, match=r"jaxmle\[bayes\]"):
         jm.sample(loglik, {"mu": 0.0}, NORMAL, seed=0)
+
+
+# --- ArviZ ---------------------------------------------------------------------------------
+def test_to_arviz_holds_the_draws_and_the_sample_stats(posterior):
+    pytest.importorskip("arviz_base")
+    tree = posterior.to_arviz()
+    draws = tree.posterior
+    assert set(draws.data_vars) == {"p", "mu", "rate", "w"}  # sigma is fixed: not sampled
+    assert draws["w"].dims == ("chain", "draw", "w_dim_0") and draws["w"].shape == (CHAINS, DRAWS, 3)
+    assert draws["mu"].dims == ("chain", "draw")
+    for name in ("p", "mu", "rate", "w"):
+        np.testing.assert_allclose(draws[name].mean(("chain", "draw")).values, posterior.mean[name], rtol=1e-12)
+    stats_ = tree.sample_stats
+    assert stats_["diverging"].dtype == bool and int(stats_["diverging"].sum()) == posterior.n_divergent
+    np.testing.assert_allclose(stats_["acceptance_rate"].mean("draw").values, posterior.acceptance_rate, rtol=1e-12)
+    np.testing.assert_array_equal(stats_["step_size"].values[:, 0], posterior.step_size)
+    assert stats_["tree_depth"].shape == (CHAINS, DRAWS) and int(stats_["tree_depth"].min()) >= 1
+
+
+def test_to_arviz_names_labelled_elements(posterior):
+    pytest.importorskip("arviz_base")
+    from dataclasses import replace
+
+    labelled = replace(posterior.mode, _space=posterior.mode._space.with_labels({"w": ("a", "b", "c")}))
+    fields = {k: v for k, v in vars(posterior).items() if k not in ("rhat", "ess_bulk", "ess_tail", "mcse_mean")}
+    w = type(posterior)(**dict(fields, mode=labelled)).to_arviz().posterior["w"]
+    assert w.dims == ("chain", "draw", "w_dim") and list(w["w_dim"].values) == ["a", "b", "c"]
+    np.testing.assert_allclose(w.sel(w_dim="b").values, posterior.draws["w"][:, :, 1])
+
+
+def test_without_arviz_base_the_error_names_the_extra(posterior, monkeypatch):
+    monkeypatch.setitem(sys.modules, "arviz_base", None)
+    with pytest.raises(ImportError, match=r"jaxmle\[arviz\]"):
+        posterior.to_arviz()
