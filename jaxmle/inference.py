@@ -173,12 +173,13 @@ def to_user_coordinates(cov_z, J, bad_z, xp=np):
 
 class Delta(tuple):
     """``(value, se)`` of a derived quantity, unpacking as that pair, with ``cov``: the joint
-    delta-method covariance J Σ Jᵀ of its q elements, (q, q), the leaves of the output
-    flattened in JAX's leaf order."""
+    delta-method covariance J Σ Jᵀ of its q elements, (q, q), and ``flat_value``: the q
+    values in that order (the leaves of the output flattened in JAX's leaf order)."""
 
-    def __new__(cls, value, se, cov):
+    def __new__(cls, value, se, cov, flat_value):
         pair = super().__new__(cls, (value, se))
         pair.cov = cov
+        pair.flat_value = flat_value
         return pair
 
     @property
@@ -211,4 +212,4 @@ def delta_method(fn_of_flat_x, x_hat, cov) -> Delta:
     flat_se = np.sqrt(np.maximum(np.diagonal(joint), 0.0))
     parts = iter(np.split(flat_se, np.cumsum([len(r) for r in rows])[:-1]))
     se = jax.tree_util.tree_map(lambda v: next(parts).reshape(np.shape(v)), value)
-    return Delta(value, se, joint)
+    return Delta(value, se, joint, flat_value)

@@ -32,7 +32,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .problem import Problem, _neg_logpost_u
+from .problem import Problem, neg_logpost_u
 from .solvers.derivatives import value_grad_hessian
 from .solvers.linalg import cholesky, cholesky_solve
 from .solvers.newton import newton_direction
@@ -67,7 +67,7 @@ def compiled_endpoints(problem: Problem):
     in the user's flat values x."""
     space = problem.space
     m = space.m
-    neg_logpost = _neg_logpost_u(problem)
+    neg_logpost = neg_logpost_u(problem)
 
     def to_x(u):
         return space.flat_x(space.u_to_x_leaves(u))

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-import jax
 import numpy as np
 
 from .lrtest import chi2_sf
@@ -54,7 +53,7 @@ def wald_test(result, fn: Callable) -> WaldTest:
     if not callable(fn):
         raise ValueError(f"fn must be a callable fn(params) returning the restrictions, got {type(fn).__name__}")
     delta = result.delta(fn)
-    g = np.concatenate([np.ravel(v) for v in jax.tree_util.tree_leaves(delta.value)] + [np.zeros(0)])
+    g = np.asarray(delta.flat_value, dtype=np.float64)
     V = np.asarray(delta.cov, dtype=np.float64)
     check_restrictions(g, V)
     W = float(g @ np.linalg.solve(V, g))

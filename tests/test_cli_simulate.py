@@ -10,6 +10,7 @@ from jaxmle import cli
 FACTORIES = sorted(n for n in jm.models.__all__ if n.islower() and n not in ("resolve", "default_truth"))
 
 
+@pytest.mark.slow
 def test_every_factory_has_a_default_truth_its_simulator_and_loglik_take():
     assert sorted(jm.models.DEFAULT_TRUTHS) == FACTORIES
     for name in FACTORIES:

@@ -17,6 +17,7 @@ def extent(artist, fig):
     return artist.get_window_extent()
 
 
+@pytest.mark.slow
 def test_one_parameter_study_title_fits_in_the_figure(tmp_path):
     study = jm.simulation_study(jm.models.poisson(), {"rate": 3.0}, 20, 50, seed=0)
     fig = study.plot(tmp_path / "study.png")

@@ -240,6 +240,7 @@ def test_cbpp_binomial_glmm_laplace():
     assert np.isfinite(res.bic) and res.aic == pytest.approx(2 * 5 - 2 * res.loglik)
 
 
+@pytest.mark.slow
 def test_cbpp_adaptive_gauss_hermite_matches_lme4_nagq25():
     d, const = cbpp()
     init = {"beta": np.zeros(4), "sd": 1.0, "u": np.zeros(15)}
