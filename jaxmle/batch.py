@@ -198,9 +198,9 @@ def fit_batch(
         label = repr(model) if model is not None else getattr(loglik, "__qualname__", type(loglik).__name__)
         init_digest = tree_digest(init_host if init_host is not None else init0)
         inputs = {"data": tree_digest(host), "init": init_digest}
-        if cov_type != "observed":  # (observed runs keep the fingerprint of earlier versions)
-            inputs |= {"cov_type": cov_type, "groups": tree_digest(prep.clusters)}
-        return run_fingerprint(prep, reps, "fit_batch", label) | inputs
+        return (
+            run_fingerprint(prep, reps, "fit_batch", label) | inputs | covariance.fingerprint(cov_type, prep.clusters)
+        )
 
     return run_batch(
         prep,

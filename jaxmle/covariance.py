@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _precision
+from .fingerprint import tree_digest
 from .inference import Inference, observed_inference, to_user_coordinates
 
 COV_TYPES = ("observed", "robust", "HC1", "cluster", "opg", "expected")
@@ -170,6 +171,14 @@ def meat(S: np.ndarray, clusters=None) -> np.ndarray:
         starts = np.flatnonzero(np.diff(clusters[order], prepend=-1))
         S = np.add.reduceat(S[..., order, :], starts, axis=-2)
     return np.swapaxes(S, -1, -2) @ S
+
+
+def fingerprint(cov_type: str, clusters) -> dict:
+    """What a ``cov_type`` adds to a batch run's checkpoint fingerprint (nothing for the
+    observed information, so that such runs keep the fingerprint of earlier versions)."""
+    if cov_type == "observed":
+        return {}
+    return {"cov_type": cov_type, "groups": tree_digest(clusters)}
 
 
 def cluster_count(clusters) -> int | None:

@@ -37,7 +37,16 @@ def load_study(checkpoint) -> StudyResult:
             out.put(*found)
     if refused or not out.done.all():
         raise ValueError(_incomplete(path, fingerprint, run, refused, out.done))
-    fits = batch_result(out.arrays, design.space, design.fixed_leaves, design.nobs, design.method, has_prior=False)
+    fits = batch_result(
+        out.arrays,
+        design.space,
+        design.fixed_leaves,
+        design.nobs,
+        design.method,
+        has_prior=False,
+        cov_type=design.cov_type,
+        clusters=design.clusters,
+    )
     return study_result(fits, design)
 
 

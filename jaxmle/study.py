@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _precision, random_effects
+from . import _precision, covariance, random_effects
 from .batch import batched_u0, invalid_replicates, model_inits, replace_invalid, run_batch, take
 from .batch_results import BatchFitResult, _table
 from .checkpoint import checkpoint_path
@@ -98,11 +98,18 @@ class StudyResult:
         lines = [
             f"simulation study: {self.label}    n = {self.n}    reps = {self.reps}    converged: {self.used}",
             f"left out of the statistics (not a verified maximum): {counts}",
-            f"Monte Carlo standard errors in parentheses; coverage of the 95% Wald interval; CRLB from the "
-            f"{self.crlb_source}",
+            f"Monte Carlo standard errors in parentheses; coverage of the 95% Wald interval{self._se_kind()}; "
+            f"CRLB from the {self.crlb_source}",
         ]
         undefined = not all(np.isfinite(v).all() for v in e.values())
         return "\n".join(lines + _table(head, rows) + ([MCSE_UNDEFINED] if undefined else []))
+
+    def _se_kind(self) -> str:
+        """Which covariance the SEs come from, where it is not the observed information."""
+        if self.fits.cov_type == "observed":
+            return ""
+        over = f" over {self.fits.clusters} clusters" if self.fits.clusters is not None else ""
+        return f" (SEs: {self.fits.cov_type}{over})"
 
     def to_frame(self):
         """A pandas DataFrame, one row per parameter element, indexed by ``fits.names``, with
@@ -149,6 +156,9 @@ def simulation_study(
     random=None,
     nagq=1,
     shard=None,
+    cov_type="observed",
+    groups=None,
+    labels=None,
 ) -> StudyResult | StudyProgress:
     """Simulate ``reps`` datasets of size ``n`` from ``truth``, fit each, and summarize.
 
@@ -161,6 +171,10 @@ def simulation_study(
     entries of ``init``, which then must be given) are integrated out of every fit by the
     Laplace approximation (``jaxmle.random_effects``), or with ``nagq`` as in ``fit``;
     ``truth`` holds the outer parameters.
+
+    ``cov_type`` (and ``groups``, one cluster label per observation of a replicate) and
+    ``labels`` are those of ``fit``: the mean SE and the coverage then judge that covariance
+    (e.g. ``cov_type="HC1"`` for heteroskedastic errors).
 
     ``shard=(i, K)``: fit only part i of K of the replicates (``jaxmle.shards``: the chunks
     j with j mod K = i, on the grid of ``chunk_size``) into ``checkpoint``, the directory all
@@ -223,7 +237,9 @@ def simulation_study(
         max_iter=max_iter,
         dtype=dt,
         batched=True,
+        labels=labels,
     )
+    prep.clusters = covariance.check(cov_type, prep, model, groups)
     space = prep.problem.space
     truth_flat, truth_index = _flat_truth(truth_host, space)
     check = model.check_data if model is not None else None
@@ -251,6 +267,7 @@ def simulation_study(
             "first": tree_digest(one),
             "init": tree_digest(init) + ("/per-replicate" if per_data_init else ""),
         }
+        | covariance.fingerprint(cov_type, prep.clusters)
     )
     design = StudyDesign(
         truth=truth_host,
@@ -262,6 +279,8 @@ def simulation_study(
         method=prep.method_name,
         nobs=nobs,
         crlb_var=None if model is None else _model_crlb(model, truth_host, truth_index, n, label),
+        cov_type=cov_type,
+        clusters=covariance.cluster_count(prep.clusters),
     )
     fits = run_batch(
         prep,
@@ -274,6 +293,8 @@ def simulation_study(
         fingerprint=fingerprint,
         shard=shard,
         attachments=_attachments(design, checkpoint, shard),
+        cov_type=cov_type,
+        model=model,
     )
     return study_progress(checkpoint) if shard is not None else study_result(fits, design)
 

@@ -28,8 +28,9 @@ NAME = "study"
 class StudyDesign:
     """What a ``StudyResult`` holds besides the fits: the truth (a host pytree), ``n``,
     ``reps``, the text ``label``, the parameters (``space`` and the values of the fixed
-    leaves), the fits' ``method`` and ``nobs``, and ``crlb_var``, the Cramér–Rao variances
-    from the model's Fisher information (None: from the fits' observed information)."""
+    leaves), the fits' ``method`` and ``nobs``, ``crlb_var``, the Cramér–Rao variances
+    from the model's Fisher information (None: from the fits' observed information), and
+    the fits' ``cov_type`` with its number of ``clusters`` (cov_type="cluster")."""
 
     truth: Any
     n: int
@@ -40,6 +41,8 @@ class StudyDesign:
     method: str
     nobs: int | None
     crlb_var: np.ndarray | None
+    cov_type: str = "observed"
+    clusters: int | None = None
 
 
 def design_arrays(design: StudyDesign) -> dict:
@@ -51,6 +54,8 @@ def design_arrays(design: StudyDesign) -> dict:
         "label": design.label,
         "method": design.method,
         "nobs": design.nobs,
+        "cov_type": design.cov_type,
+        "clusters": design.clusters,
         "truth": _structure(jax.tree_util.tree_structure(design.truth), "truth"),
         "params": _structure(design.space.treedef, "the parameters"),
         "leaves": [_leaf(leaf) for leaf in design.space.leaves],
@@ -80,6 +85,8 @@ def design_of(arrays: dict) -> StudyDesign:
         method=meta["method"],
         nobs=meta["nobs"],
         crlb_var=arrays.get("crlb_var"),
+        cov_type=meta["cov_type"],
+        clusters=meta["clusters"],
     )
 
 
