@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .simulate import _output_dir, report
+from .simulate import output_dir, report
 
 
 def register(sub) -> None:
@@ -28,7 +28,7 @@ def run(args) -> int:
         if args.progress:
             print(jm.study_progress(args.checkpoint))
             return 0
-        out = _output_dir(args.out)
+        out = output_dir(args.out)
         study = jm.load_study(args.checkpoint)
     except ValueError as err:
         print(f"jaxmle merge: error: {err}", file=sys.stderr)

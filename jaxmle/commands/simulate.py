@@ -75,7 +75,7 @@ def run(args) -> int:
             )
         model = _model(args.model, _factory_args(args.model_arg))
         truth = _truth(args.truth) if args.truth else _default_truth(model)
-        out = _output_dir(args.out)
+        out = output_dir(args.out)
         study = jm.simulation_study(
             model,
             truth,
@@ -111,7 +111,7 @@ def report(study, out: Path | None, command: str) -> None:
     print(f"wrote {out / 'estimates.csv'}" + (f" and {out / 'study.png'}" if (out / "study.png").exists() else ""))
 
 
-def _output_dir(path) -> Path | None:
+def output_dir(path) -> Path | None:
     """``--out`` as a writable directory (created if missing), checked before any fitting so
     that an unusable one cannot lose a study's estimates; ValueError saying why otherwise."""
     if path is None:
