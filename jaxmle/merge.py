@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import shards
-from .batch import Outputs, batch_result
+from .batch.outputs import Outputs, batch_result
 from .checkpoint import SHARDS, Rejected, checkpoint_path, read_attachment, scan, stored_run
 from .study import StudyResult, study_result
 from .study_store import NAME, design_of

@@ -64,7 +64,7 @@ def start_inits(prep, init, starts, seed) -> tuple[Any, int]:
 def batched_params_of_u(prep, u: np.ndarray):
     """The init pytree, with a leading axis, of unconstrained points ``u`` (K, m)."""
     from . import _precision
-    from .batch import batched_params
+    from .batch.outputs import batched_params
 
     space = prep.problem.space
     with _precision.context(prep.dtype):

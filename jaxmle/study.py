@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _precision, covariance, random_effects
-from .batch import batched_u0, invalid_replicates, model_inits, replace_invalid, run_batch, take
+from .batch.replicates import batched_u0, invalid_replicates, model_inits, replace_invalid, take
+from .batch.runner import run_batch
 from .batch_results import BatchFitResult, _table
 from .checkpoint import checkpoint_path
 from .fingerprint import program_digest, run_fingerprint, tree_digest

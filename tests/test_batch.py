@@ -152,14 +152,14 @@ def test_results_do_not_depend_on_chunk_size_and_progress_shows(capsys):
 def test_groups_run_concurrently_or_in_turn_with_the_same_results(monkeypatch):
     """On the CPU groups of lanes run from several threads at once; in turn, as on an
     accelerator, every result is bit-for-bit the same."""
-    from jaxmle import batch
+    from jaxmle.batch import backend
 
     data = logistic_data(40)
     data["y"][7] = (data["X"][7, :, 1] > 0).astype(float)  # separable: a fit that fails
-    monkeypatch.setattr(batch, "BLOCK_CPU", (4, 2**20))  # ten groups of four lanes
-    assert batch.concurrent_groups() >= 2
+    monkeypatch.setattr(backend, "BLOCK_CPU", (4, 2**20))  # ten groups of four lanes
+    assert backend.concurrent_groups() >= 2
     concurrent = jm.fit_batch(logistic_loglik, {"beta": np.zeros(3)}, data, progress=False)
-    monkeypatch.setattr(batch, "concurrent_groups", lambda: 1)
+    monkeypatch.setattr(backend, "concurrent_groups", lambda: 1)
     in_turn = jm.fit_batch(logistic_loglik, {"beta": np.zeros(3)}, data, progress=False)
     for name in ("estimates", "cov", "loglik", "n_iter", "status"):
         np.testing.assert_array_equal(getattr(concurrent, name), getattr(in_turn, name), err_msg=name)
@@ -170,14 +170,14 @@ def test_two_pass_continues_slow_lanes_exactly(monkeypatch):
     """Converging lanes continued in a second pass end exactly where one long pass ends, with
     the iterations of both passes counted; run-off detection starts afresh in the second pass
     but still flags the separable lane."""
-    from jaxmle import batch
+    from jaxmle.batch import backend, two_pass
 
     data = logistic_data(9)
     data["y"][4] = (data["X"][4, :, 1] > 0).astype(float)
-    monkeypatch.setattr(batch, "BLOCK_CPU", (2, 2**20))  # a pilot group of 2 lanes, then 4 groups
-    monkeypatch.setattr(batch, "first_pass_budget", lambda pilot, budget: budget)
+    monkeypatch.setattr(backend, "BLOCK_CPU", (2, 2**20))  # a pilot group of 2 lanes, then 4 groups
+    monkeypatch.setattr(two_pass, "first_pass_budget", lambda pilot, budget: budget)
     one_pass = jm.fit_batch(logistic_loglik, {"beta": np.zeros(3)}, data)
-    monkeypatch.setattr(batch, "first_pass_budget", lambda pilot, budget: 2)
+    monkeypatch.setattr(two_pass, "first_pass_budget", lambda pilot, budget: 2)
     two_pass = jm.fit_batch(logistic_loglik, {"beta": np.zeros(3)}, data)
     ok = one_pass.converged
     assert one_pass.n_iter.min() > 2 and ok.sum() == 8
@@ -190,11 +190,11 @@ def test_two_pass_continues_slow_lanes_exactly(monkeypatch):
 def test_a_users_max_iter_holds_in_every_pass(monkeypatch):
     """max_iter is an argument of the compiled batch program: the pilot, the first pass and
     the continuation together stop each lane where a single fit with that cap stops."""
-    from jaxmle import batch
+    from jaxmle.batch import backend, two_pass
 
     data = logistic_data(9)
-    monkeypatch.setattr(batch, "BLOCK_CPU", (2, 2**20))
-    monkeypatch.setattr(batch, "first_pass_budget", lambda pilot, budget: 1)
+    monkeypatch.setattr(backend, "BLOCK_CPU", (2, 2**20))
+    monkeypatch.setattr(two_pass, "first_pass_budget", lambda pilot, budget: 1)
     capped = jm.fit_batch(logistic_loglik, {"beta": np.zeros(3)}, data, max_iter=3)
     assert np.all(capped.n_iter <= 3) and np.any(capped.status == Status.MAX_ITER)
     for i in range(9):
@@ -207,7 +207,7 @@ def test_a_users_max_iter_holds_in_every_pass(monkeypatch):
 
 
 def test_first_pass_budget_is_the_pilots_quantile():
-    from jaxmle.batch import first_pass_budget
+    from jaxmle.batch.two_pass import first_pass_budget
 
     pilot = np.array([3] * 90 + [4] * 6 + [100] * 4)  # 4% of the pilot ran to max_iter
     assert first_pass_budget(pilot, 100) == 4
@@ -276,7 +276,7 @@ jm.fit_batch(logistic_loglik, {{"beta": np.zeros(3)}}, logistic_data(13), chunk_
 
 @pytest.mark.slow
 def test_killed_run_resumes_without_redoing_or_losing_a_chunk(tmp_path, monkeypatch):
-    from jaxmle import batch
+    from jaxmle.batch import runner
 
     path = tmp_path / "ckpt"
     proc = subprocess.run(
@@ -290,9 +290,9 @@ def test_killed_run_resumes_without_redoing_or_losing_a_chunk(tmp_path, monkeypa
     assert len(list(path.glob("part-*.npz"))) == 2 and len(list(path.glob(".tmp-*"))) == 1
 
     fitted = []
-    real_fit_chunk = batch.fit_chunk
+    real_fit_chunk = runner.fit_chunk
     monkeypatch.setattr(
-        batch,
+        runner,
         "fit_chunk",
         lambda prep, src, index, *rest: fitted.extend(index) or real_fit_chunk(prep, src, index, *rest),
     )

@@ -18,7 +18,8 @@ import pytest
 from jax.scipy.stats import norm
 
 import jaxmle as jm
-from jaxmle import batch, checkpoint
+from jaxmle import checkpoint
+from jaxmle.batch import runner
 
 ROOT = Path(__file__).resolve().parents[1]
 X = np.random.default_rng(0).normal(1.0, 1.0, size=(12, 20))
@@ -58,9 +59,9 @@ def copy(whole, tmp_path):
 def fitted(monkeypatch):
     """The replicates that fit_batch actually fits (rather than loads)."""
     seen = []
-    real = batch.fit_chunk
+    real = runner.fit_chunk
     monkeypatch.setattr(
-        batch, "fit_chunk", lambda prep, src, index, *rest: seen.extend(index) or real(prep, src, index, *rest)
+        runner, "fit_chunk", lambda prep, src, index, *rest: seen.extend(index) or real(prep, src, index, *rest)
     )
     return seen
 
@@ -116,8 +117,8 @@ sys.path.insert(0, {root!r})
 from tests import test_checkpoint_integrity as t
 t.OFFSET = float(sys.argv[2])
 seen = []
-real = t.batch.fit_chunk
-t.batch.fit_chunk = lambda prep, src, index, *rest: seen.extend(index) or real(prep, src, index, *rest)
+real = t.runner.fit_chunk
+t.runner.fit_chunk = lambda prep, src, index, *rest: seen.extend(index) or real(prep, src, index, *rest)
 res = t.run(sys.argv[1])
 print(json.dumps({{"fitted": len(seen), "mu": res.params["mu"].tolist()}}))
 """

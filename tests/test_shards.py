@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 import jaxmle as jm
-from jaxmle import batch, checkpoint, cli
+from jaxmle import checkpoint, cli
 from jaxmle import study as study_module
+from jaxmle.batch import runner
 from jaxmle.commands import simulate as simulate_command
 from jaxmle.parameters import build_space
 from jaxmle.study_store import StudyDesign, design_arrays, design_of
@@ -96,7 +97,7 @@ def test_an_unsharded_checkpoint_loads_too(tmp_path, straight):
 
 
 def test_a_shard_run_again_fits_nothing(copy, monkeypatch):
-    monkeypatch.setattr(batch, "fit_chunk", lambda *args: pytest.fail("fitted a stored chunk again"))
+    monkeypatch.setattr(runner, "fit_chunk", lambda *args: pytest.fail("fitted a stored chunk again"))
     assert study(copy, (1, 3)).complete
 
 
