@@ -43,6 +43,12 @@ class Constraint:
 
     #: whether the unconstrained vector has the same size as the value
     same_dimension: bool = True
+    #: whether every element is a coordinate of its own (False for simplex and ordered)
+    elementwise = True
+
+    def element(self, index: int) -> Constraint:
+        """The constraint of element ``index`` (flat) of a parameter under this constraint."""
+        return self
 
     def free_size(self, shape: tuple[int, ...]) -> int:
         """Number of unconstrained coordinates for a value of ``shape``."""
@@ -115,8 +121,85 @@ class Constraint:
 
 
 @dataclass(frozen=True, repr=False)
+class _PerElement(Constraint):
+    """Element-wise constraints that differ between the elements of one array
+    (``fit(constraints={"beta": {1: jm.positive}})``): ``parts`` holds (flat index,
+    constraint) for each constrained element of an array of ``shape``; the others are real.
+    Values may carry leading axes (replicates) or come flattened."""
+
+    shape: tuple[int, ...] = ()
+    parts: tuple[tuple[int, Constraint], ...] = ()
+
+    def element(self, index):
+        return dict(self.parts).get(index, real)
+
+    def _groups(self):
+        """(constraint, flat indices) for each distinct constraint among the parts."""
+        by = {}
+        for i, c in self.parts:
+            by.setdefault(c, []).append(i)
+        return [(c, np.asarray(index)) for c, index in by.items()]
+
+    def _flat(self, v):
+        return v.reshape(v.shape[: max(0, v.ndim - len(self.shape))] + (-1,))
+
+    def _map(self, v, method: str):
+        flat = self._flat(v)
+        for c, index in self._groups():
+            flat = flat.at[..., index].set(getattr(c, method)(flat[..., index]))
+        return flat.reshape(v.shape)
+
+    def forward(self, u):
+        return self._map(jnp.asarray(u), "forward")
+
+    def inverse(self, x):
+        return self._map(jnp.asarray(x), "inverse")
+
+    def log_abs_det_jacobian(self, u):
+        flat = self._flat(u)
+        return sum((c.log_abs_det_jacobian(flat[index]) for c, index in self._groups()), jnp.zeros((), u.dtype))
+
+    def finite_ends(self, shape):
+        lower, upper = np.zeros(self.free_size(shape), bool), np.zeros(self.free_size(shape), bool)
+        for c, index in self._groups():
+            lower[index], upper[index] = c.finite_ends((len(index),))
+        return lower, upper
+
+    def violation(self, x, closed=False):
+        flat = self._flat(np.asarray(x))
+        if not np.all(np.isfinite(flat)):
+            return "is not finite"
+        for i, c in self.parts:
+            why = c.violation(flat[..., i], closed)
+            if why is not None:
+                return f"element {self._position(i)} {why}"
+        return None
+
+    def limit_side(self, x):
+        flat = np.asarray(x, dtype=float).reshape(-1)
+        return np.asarray([int(self.element(i).limit_side(v)) for i, v in enumerate(flat)])
+
+    def _position(self, i: int):
+        position = np.unravel_index(i, self.shape)
+        return int(position[0]) if len(self.shape) == 1 else tuple(int(p) for p in position)
+
+
+def per_element(shape: tuple[int, ...], parts: dict[int, Constraint]) -> Constraint:
+    """The constraint of an array of ``shape`` whose elements (flat index -> element-wise
+    constraint in ``parts``) are constrained separately, the others real."""
+    parts = tuple(sorted((i, c) for i, c in parts.items() if c != real))
+    if not parts:
+        return real
+    unnamed = _PerElement("elements", shape=shape, parts=parts)
+    text = ", ".join(f"{unnamed._position(i)}: {c!r}" for i, c in parts)
+    return _PerElement(f"elements({text})", shape=shape, parts=parts)
+
+
+@dataclass(frozen=True, repr=False)
 class _Simplex(Constraint):
     """Probability vectors: k positive entries summing to one."""
+
+    elementwise = False
 
     def free_size(self, shape):
         _check_vector(shape, "simplex")
@@ -155,6 +238,8 @@ class _Simplex(Constraint):
 @dataclass(frozen=True, repr=False)
 class _Ordered(Constraint):
     """Strictly increasing vectors: x[0] free, then positive increments."""
+
+    elementwise = False
 
     def free_size(self, shape):
         _check_vector(shape, "ordered")

@@ -82,6 +82,7 @@ def prepare(
     space, values = _build_space(init, constraints, fixed)
     keys = {leaf.key for leaf in space.leaves}
     validation.check_names("constraints", constraints, keys)
+    space = validation.with_element_constraints(space, constraints)
     validation.check_names("fixed", fixed, keys)
     space = space.with_labels(validation.check_labels(space, labels))
     space, fixed_values = validation.check_fixed(space, fixed, values)

@@ -245,7 +245,8 @@ def build_space(init, constraints: dict, fixed: dict):
                 key=key,
                 label=_label(path) if path else "params",
                 shape=tuple(arr.shape),
-                constraint=constraints.get(key, real),
+                # (element by element constraints, given as dicts: validation.with_element_constraints)
+                constraint=c if isinstance(c := constraints.get(key, real), Constraint) else real,
                 fixed=key in fixed,
                 labels=series_labels(value),
             )

@@ -131,10 +131,10 @@ def _marginal_densities(lap) -> dict:
     out, u_start, x_start = {}, 0, 0
     for leaf in lap._space.free:
         c = leaf.constraint
-        if type(c) is Constraint:
+        if c.elementwise:
             for j in range(leaf.size):
                 loc, sd = lap.loc_u[u_start + j], math.sqrt(lap.cov_u[u_start + j, u_start + j])
-                out[x_start + j] = _pushforward(c, loc, sd)
+                out[x_start + j] = _pushforward(c.element(j), loc, sd)
         u_start += leaf.free_size
         x_start += leaf.size
     return out

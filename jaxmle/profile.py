@@ -270,18 +270,19 @@ class _Coord:
 
 
 def _all_coords(space) -> dict[str, tuple]:
-    """name -> (leaf, position in x, position in u) for every free element."""
+    """name -> (leaf, position in x, position in u, position in the leaf's free elements)
+    for every free element."""
     out, x_start, u_start = {}, 0, 0
     for leaf in space.free:
         for j, n in enumerate(leaf.element_names()):
-            out[n] = (leaf, x_start + j, u_start + j)
+            out[n] = (leaf, x_start + j, u_start + j, j)
         x_start += leaf.size
         u_start += leaf.free_size
     return out
 
 
 def _is_elementwise(leaf) -> bool:
-    return type(leaf.constraint) is Constraint
+    return leaf.constraint.elementwise
 
 
 def _coords(res: FitResult, names) -> list[_Coord]:
@@ -291,13 +292,13 @@ def _coords(res: FitResult, names) -> list[_Coord]:
     for name in names:
         if name not in by_name:
             raise ValueError(f"name: {name!r} is not a free parameter of this fit (free parameters: {space.names})")
-        leaf, index, u_index = by_name[name]
+        leaf, index, u_index, element = by_name[name]
         if not _is_elementwise(leaf):
             raise ValueError(
                 f"name: {name!r} is an element of a {leaf.constraint!r} parameter, whose elements are not "
                 "separate coordinates; profile a derived quantity by refitting instead"
             )
-        out.append(_Coord(name, index, u_index, leaf.constraint))
+        out.append(_Coord(name, index, u_index, leaf.constraint.element(element)))
     return out
 
 

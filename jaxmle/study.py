@@ -40,6 +40,7 @@ from .validation import (
     check_simulate,
     check_support,
     parameter_values,
+    with_element_constraints,
 )
 
 __all__ = ["simulation_study", "StudyResult"]
@@ -213,7 +214,8 @@ def simulation_study(
     check_constraints(constraints)
     merged = dict((model.constraints or {}) if model is not None else {})
     merged.update(constraints)
-    check_support("truth", *build_space(truth_host, merged, {}))
+    truth_space, truth_values = build_space(truth_host, merged, {})
+    check_support("truth", with_element_constraints(truth_space, merged), truth_values)
     with _precision.context(dt):
         check_simulate(simulate, truth_host, n)
     generate = _generator(simulate, n, dt, seed, truth_host)

@@ -5,6 +5,7 @@ Every failure raises ``ValueError`` naming the argument and what is wrong.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 
@@ -12,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .constraints import Constraint
+from .constraints import Constraint, per_element
 from .parameters import ParameterSpace
 from .parameters import _label as leaf_label
 
@@ -40,9 +41,43 @@ def check_names(argument: str, given: dict | None, keys: set[str]) -> dict:
 
 
 def check_constraints(constraints: dict) -> None:
+    """Each value a jaxmle constraint, or a dict of element index -> element-wise constraint."""
     for name, c in constraints.items():
-        if not isinstance(c, Constraint):
-            raise ValueError(f"constraints[{name!r}] must be a jaxmle constraint such as jm.positive, got {c!r}")
+        if isinstance(c, dict):
+            for index, part in c.items():
+                if not (isinstance(part, Constraint) and type(part) is Constraint):
+                    raise ValueError(
+                        f"constraints[{name!r}][{index!r}] must be an element-wise jaxmle constraint such as "
+                        f"jm.positive (not simplex or ordered), got {part!r}"
+                    )
+        elif not isinstance(c, Constraint):
+            raise ValueError(
+                f"constraints[{name!r}] must be a jaxmle constraint such as jm.positive, or a dict of element "
+                f"index -> constraint, got {c!r}"
+            )
+
+
+def with_element_constraints(space: ParameterSpace, constraints: dict) -> ParameterSpace:
+    """``space`` with the per-element constraints of ``constraints`` (``{"beta": {1:
+    jm.positive}}``) attached to their arrays; ValueError naming a bad index."""
+    leaves = list(space.leaves)
+    for key, given in constraints.items():
+        if not isinstance(given, dict):
+            continue
+        where = f"constraints[{key!r}]"
+        mine = [j for j, leaf in enumerate(leaves) if leaf.key == key]
+        if len(mine) != 1 or leaves[mine[0]].shape == ():
+            what = f"{len(mine)} arrays" if len(mine) != 1 else "a scalar"
+            raise ValueError(f"{where}: element indices need a vector or array parameter, but {key!r} is {what}")
+        leaf = leaves[mine[0]]
+        parts = {}
+        for index, c in given.items():
+            flat = int(np.ravel_multi_index(_element_index(where, leaf.shape, index), leaf.shape))
+            if flat in parts:
+                raise ValueError(f"{where}: element {index!r} is given twice")
+            parts[flat] = c
+        leaves[mine[0]] = dataclasses.replace(leaf, constraint=per_element(leaf.shape, parts))
+    return ParameterSpace(space.treedef, tuple(leaves))
 
 
 def check_in_support(argument: str, leaf, value, closed: bool = False) -> None:
@@ -65,7 +100,7 @@ def check_support(argument: str, space: ParameterSpace, values, batched: bool = 
         if leaf.fixed:
             continue
         value = np.asarray(value)
-        elementwise = leaf.constraint.same_dimension and leaf.constraint.name != "ordered"
+        elementwise = leaf.constraint.elementwise
         if batched and not elementwise:
             for i, row in enumerate(value):
                 check_in_support(f"{argument} (replicate {i})", leaf, row)
@@ -143,6 +178,11 @@ def _held_elements(key: str, leaves: list, given: dict) -> tuple[tuple[tuple[int
         what = f"{len(leaves)} arrays" if len(leaves) != 1 else "a scalar"
         raise ValueError(f"{where}: element indices need a vector or array parameter, but {key!r} is {what}")
     leaf = leaves[0]
+    if leaf.constraint.elementwise and type(leaf.constraint) is not Constraint:
+        raise ValueError(
+            f"{where}: {key!r} has constraints element by element; holding elements of it as well is not "
+            "supported: fix the element with its constraint left out, or fix the whole array"
+        )
     if type(leaf.constraint) is not Constraint:
         raise ValueError(
             f"{where}: the elements of {key!r} under {leaf.constraint!r} are not free separately (holding one "

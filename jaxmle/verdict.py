@@ -128,7 +128,7 @@ def at_limits(space, u: np.ndarray) -> list[str]:
     """'sigma[1] -> 0 (positive)' for each unconstrained coordinate of one fit at the limit
     of its constraint (``at_limit_mask``)."""
     names = space.coordinate_names()
-    constraint_of = [leaf.constraint for leaf in space.free for _ in range(leaf.free_size)]
+    constraint_of = [leaf.constraint.element(j) for leaf in space.free for j in range(leaf.free_size)]
     return [
         f"{names[j]} -> {_limit(constraint_of[j], upper=u[j] > 0)} ({constraint_of[j].name})"
         for j in np.flatnonzero(at_limit_mask(space, u))
