@@ -4,6 +4,7 @@ from . import closed_form, models, priors
 from ._precision import PrecisionWarning
 from .batch import fit_batch
 from .batch_results import BatchFitResult
+from .compile_cache import compile_cache
 from .constraints import (
     Constraint,
     greater_than,
@@ -33,6 +34,7 @@ __version__ = "0.1.0"
 __all__ = [
     "fit",
     "fit_batch",
+    "compile_cache",
     "simulation_study",
     "load_study",
     "study_progress",

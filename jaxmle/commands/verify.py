@@ -13,6 +13,14 @@ exactly 0, as for lasso zeros), tolerance and fit time. Tolerances, in float64:
   information does not depend on the data; regressions use the information conditional on
   their design), so the tolerance is 1e-8. The Weibull's observed information equals the
   expected only in expectation and differs by O(n^-1/2): its tolerance is 5/√n.
+
+With ``--nuts``, every conjugate pair is also sampled by NUTS (``jm.sample``, fixed seed, on
+the same data as its MAP row) and its posterior mean and variance are judged by a z-score on
+the Monte Carlo standard error, |estimate - exact| / MCSE <= 4. For the draws x of one
+element, pooled over chains: the mean x̄ has MCSE sd(x) / sqrt(ESS(x)); the variance
+estimate mean((x - x̄)²) is the mean of the squared centred draws c, so its MCSE is
+sd(c) / sqrt(ESS(c)) (``diagnostics.mcse_mean`` of c; ESS by Geyer's initial monotone
+sequence). Without blackjax (the ``bayes`` extra) these rows are shown as skipped.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import math
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -36,6 +45,10 @@ ENTRIES = (
     "beta_bernoulli", "dirichlet_multinomial", "gamma_poisson", "gamma_exponential", "normal_normal",
     "inverse_gamma_normal", "normal_inverse_gamma",
 )  # fmt: skip
+#: NUTS rows pass when |estimate - exact| / MCSE is at most this
+Z_MAX = 4.0
+#: the NUTS run of every conjugate pair
+NUTS_SIZE = {"chains": 4, "draws": 1000, "warmup": 500}
 
 
 @dataclass
@@ -54,10 +67,40 @@ class Row:
         return bool(self.converged and self.rel_error <= self.tol)
 
 
+@dataclass
+class NutsRow:
+    """A NUTS posterior moment against the closed form: z = |nuts - closed_form| / mcse.
+    ``skipped`` says why the row did not run (then ``nuts`` and ``mcse`` are None); a
+    skipped row is not a failure."""
+
+    entry: str
+    quantity: str
+    closed_form: float
+    nuts: float | None = None
+    mcse: float | None = None
+    z_max: float = Z_MAX
+    seconds: float = 0.0
+    skipped: str = ""
+
+    @property
+    def z(self) -> float | None:
+        return None if self.skipped else abs(self.nuts - self.closed_form) / self.mcse
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.skipped) or self.z <= self.z_max
+
+
 def register(sub) -> None:
     p = sub.add_parser("verify", help="check fits against closed-form MLEs, MAPs and Fisher-information SEs")
     p.add_argument("--only", metavar="NAME", help=f"run one entry: {', '.join(ENTRIES)}")
     p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    p.add_argument(
+        "--nuts",
+        action="store_true",
+        help=f"also sample every conjugate pair by NUTS (needs blackjax; about 15 s a pair) and check the "
+        f"posterior mean and variance within Monte Carlo error (|z| <= {Z_MAX:g} on the MCSE)",
+    )
     p.set_defaults(func=run)
 
 
@@ -72,25 +115,50 @@ def run(args) -> int:
     start = time.perf_counter()
     rows = []
     for name in names:
-        rows.extend(entries[name](np.random.default_rng([SEED, ENTRIES.index(name)])))
+        rows.extend(entries[name](_rng(name)))
         if not args.json:
             sys.stdout.write(render(rows, header=not any(r.entry != name for r in rows[:-1]), only=name))
             sys.stdout.flush()
+    nuts_rows = _run_nuts(names, echo=not args.json) if args.nuts else []
     total = time.perf_counter() - start
-    failed = [r for r in rows if not r.ok]
+    failed = [r for r in rows + nuts_rows if not r.ok]
+    skipped = [r for r in nuts_rows if r.skipped]
     if args.json:
         out = {
             "passed": not failed,
-            "n_rows": len(rows),
+            "n_rows": len(rows) + len(nuts_rows),
             "n_failed": len(failed),
+            "n_skipped": len(skipped),
             "seconds": total,
             "rows": [dict(asdict(r), ok=r.ok) for r in rows],
+            "nuts_rows": [dict(asdict(r), z=r.z, ok=r.ok) for r in nuts_rows],
         }
         print(json.dumps(out, indent=1))
     else:
         verdict = "all passed" if not failed else f"{len(failed)} FAILED"
-        print(f"\n{len(rows)} checks, {verdict}, in {total:.1f} s")
+        skips = f", {len(skipped)} skipped" if skipped else ""
+        hint = "" if args.nuts else " (NUTS posterior rows: jaxmle verify --nuts)"
+        print(f"\n{len(rows) + len(nuts_rows)} checks, {verdict}{skips}, in {total:.1f} s{hint}")
     return 1 if failed else 0
+
+
+def _rng(name: str) -> np.random.Generator:
+    """The entry's data stream: the same data for its closed-form and NUTS rows."""
+    return np.random.default_rng([SEED, ENTRIES.index(name)])
+
+
+def _run_nuts(names: list[str], echo: bool) -> list[NutsRow]:
+    """The NUTS rows of the conjugate pairs among ``names``, each pair's printed as it ends
+    when ``echo``."""
+    pairs = _conjugates()
+    rows = []
+    for i, name in enumerate(n for n in names if n in pairs):
+        new = _nuts_rows(name, pairs[name], _rng(name))
+        rows.extend(new)
+        if echo:
+            sys.stdout.write(render_nuts(new, header=i == 0))
+            sys.stdout.flush()
+    return rows
 
 
 COLUMNS = (
@@ -108,6 +176,25 @@ def render(rows: list[Row], header: bool, only: str) -> str:
             f"{r.entry:<22}{r.quantity:<16}{r.closed_form:>20.12g}{r.jaxmle:>20.12g}{r.rel_error:>12.2e}"
             f"{r.tol:>9.0e}  {flag:<4}{r.seconds:>6.2f}s"
         )
+    return "\n".join(lines) + "\n"
+
+
+NUTS_COLUMNS = (
+    f"{'entry':<22}{'NUTS posterior':<16}{'closed form':>20}{'NUTS':>20}{'MCSE':>12}{'|z|':>7}{'max':>5}  {'':4}"
+    f"{'time':>7}"
+)
+
+
+def render_nuts(rows: list[NutsRow], header: bool) -> str:
+    """The rows, under the NUTS header when ``header``."""
+    lines = ["", NUTS_COLUMNS, "-" * len(NUTS_COLUMNS)] if header else []
+    for r in rows:
+        start = f"{r.entry:<22}{r.quantity:<16}{r.closed_form:>20.12g}"
+        if r.skipped:
+            lines.append(f"{start}  skipped: {r.skipped}")
+            continue
+        flag = "ok" if r.ok else "MISS"
+        lines.append(f"{start}{r.nuts:>20.12g}{r.mcse:>12.2e}{r.z:>7.2f}{r.z_max:>5g}  {flag:<4}{r.seconds:>6.2f}s")
     return "\n".join(lines) + "\n"
 
 
@@ -255,13 +342,91 @@ def _lasso(rng):
     return _rows("lasso", reference, res.params, res, seconds)
 
 
-def _map_entry(name, model, draw, prior, posterior, n=N, fixed=None):
+@dataclass(frozen=True)
+class Conjugate:
+    """A conjugate pair of the catalog: a likelihood (a built-in model, or a log-likelihood
+    with its ``init``), its prior, a data draw ``draw(rng)`` and the exact posterior
+    ``posterior(data)`` (a ``jm.closed_form`` posterior). ``param`` names the parameter of a
+    one-parameter posterior; a posterior over several gives dicts already."""
+
+    loglik: object
+    draw: Callable
+    prior: object
+    posterior: Callable
+    param: str | None = None
+    init: dict | None = None
+    constraints: dict | None = None
+    fixed: dict | None = None
+
+    def args(self, data) -> tuple:
+        """The positional arguments of ``jm.fit`` and ``jm.sample``."""
+        return (self.loglik, data) if self.init is None else (self.loglik, self.init, data)
+
+    def options(self) -> dict:
+        return {"prior": self.prior, "constraints": self.constraints, "fixed": self.fixed}
+
+    def values(self, moment) -> dict:
+        """A posterior's ``mean``, ``mode`` or ``var`` as a dict over parameter names."""
+        return moment if self.param is None else {self.param: moment}
+
+
+def _map_entry(name, pair: Conjugate):
     def check(rng):
-        data = draw(rng, n)
-        res, seconds = _fit(model, data, prior=prior, fixed=fixed)
-        return _rows(name, posterior(data), res.params, res, seconds, prefix="MAP ")
+        data = pair.draw(rng)
+        res, seconds = _fit(*pair.args(data), **pair.options())
+        return _rows(name, pair.values(pair.posterior(data).mode), res.params, res, seconds, prefix="MAP ")
 
     return check
+
+
+def _columns(draws: dict, names) -> dict[str, np.ndarray]:
+    """The (chain, draw) draws of every element of the parameters ``names``, labelled as in
+    ``_flat``."""
+    out = {}
+    for name in sorted(names):
+        v = np.asarray(draws[name], dtype=float)
+        if v.ndim == 2:
+            out[name] = v
+        else:
+            flat = v.reshape(v.shape[:2] + (-1,))
+            out.update({f"{name}[{i}]": flat[:, :, i] for i in range(flat.shape[2])})
+    return out
+
+
+def _moments(x: np.ndarray) -> dict[str, tuple[float, float]]:
+    """(estimate, MCSE) of the posterior mean and variance from the (chain, draw) draws x:
+    x̄ with sd(x)/sqrt(ESS(x)), and mean(c) for c = (x - x̄)² with sd(c)/sqrt(ESS(c))."""
+    from jaxmle import diagnostics
+
+    centred = (x - x.mean()) ** 2
+    return {
+        "mean": (float(x.mean()), diagnostics.mcse_mean(x)),
+        "var": (float(centred.mean()), diagnostics.mcse_mean(centred)),
+    }
+
+
+def _nuts_rows(name, pair: Conjugate, rng) -> list[NutsRow]:
+    """The NUTS posterior mean and variance of every element against the closed form, or
+    the same rows skipped with the reason when blackjax is missing."""
+    import jaxmle as jm
+    from jaxmle import sampling
+
+    data = pair.draw(rng)
+    exact = pair.posterior(data)
+    reference = {m: dict(_flat(pair.values(getattr(exact, m)))) for m in ("mean", "var")}
+    try:
+        sampling._blackjax()
+    except ImportError as err:
+        return [NutsRow(name, f"{m}({q})", ref, skipped=str(err)) for m in reference for q, ref in reference[m].items()]
+    t = time.perf_counter()
+    res = jm.sample(*pair.args(data), **pair.options(), seed=SEED, **NUTS_SIZE)
+    seconds = time.perf_counter() - t
+    moments = {q: _moments(x) for q, x in _columns(res.draws, pair.values(exact.mean)).items()}
+    return [
+        NutsRow(name, f"{m}({q})", ref, *moments[q][m], seconds=seconds)
+        for m in reference
+        for q, ref in reference[m].items()
+    ]
 
 
 def _normal_var_loglik(params, data):
@@ -296,55 +461,81 @@ class NormalInverseGammaPrior:
         return log_ig - 0.5 * (jnp.log(2 * jnp.pi * v / self.kappa0) + self.kappa0 * (mu - self.mu0) ** 2 / v)
 
 
-def _inverse_gamma_normal(rng):
+def _conjugates() -> dict[str, Conjugate]:
+    """The conjugate pairs of the catalog, in the order of ``ENTRIES``."""
     import jaxmle as jm
-    from jaxmle import closed_form
+    from jaxmle import closed_form as cf
+    from jaxmle.priors import Beta, Dirichlet, Gamma, InverseGamma, Normal
 
-    mu, a, b = 1.0, 3.0, 2.0
-    x = mu + 1.7 * rng.normal(size=N)
-    res, seconds = _fit(
-        _normal_var_loglik, {"var": 1.0}, {"x": x, "mu": mu},
-        constraints={"var": jm.positive}, prior={"var": jm.priors.InverseGamma(a, b)},
-    )  # fmt: skip
-    reference = {"var": closed_form.inverse_gamma_normal(x, mu, a, b).mode}
-    return _rows("inverse_gamma_normal", reference, res.params, res, seconds, prefix="MAP ")
+    m = jm.models
+    alpha = (1.5, 2.0, 3.0, 1.2)
+    nig = dict(mu0=0.5, kappa0=4.0, a0=3.0, b0=2.0)
+    return {
+        "beta_bernoulli": Conjugate(
+            m.bernoulli(), lambda rng: _bernoulli(rng, 50), {"p": Beta(2.0, 3.0)},
+            lambda x: cf.beta_bernoulli(x, 2.0, 3.0), "p",
+        ),
+        "dirichlet_multinomial": Conjugate(
+            m.categorical(4), lambda rng: _categorical(rng, 50), {"p": Dirichlet(alpha)},
+            lambda x: cf.dirichlet_multinomial(np.bincount(x.astype(int), minlength=4), alpha), "p",
+        ),
+        "gamma_poisson": Conjugate(
+            m.poisson(), lambda rng: _poisson(rng, 30), {"rate": Gamma(2.0, 0.5)},
+            lambda x: cf.gamma_poisson(x, 2.0, 0.5), "rate",
+        ),
+        "gamma_exponential": Conjugate(
+            m.exponential(), lambda rng: _exponential(rng, 30), {"rate": Gamma(3.0, 1.0)},
+            lambda x: cf.gamma_exponential(x, 3.0, 1.0), "rate",
+        ),
+        "normal_normal": Conjugate(
+            m.gaussian(), lambda rng: _gaussian(rng, 40), {"mu": Normal(0.0, 0.5)},
+            lambda x: cf.normal_normal(x, 2.0, 0.0, 0.5), "mu", fixed={"sigma": 2.0},
+        ),
+        "inverse_gamma_normal": Conjugate(
+            _normal_var_loglik, lambda rng: {"x": 1.0 + 1.7 * rng.normal(size=N), "mu": 1.0},
+            {"var": InverseGamma(3.0, 2.0)}, lambda d: cf.inverse_gamma_normal(d["x"], d["mu"], 3.0, 2.0), "var",
+            init={"var": 1.0}, constraints={"var": jm.positive},
+        ),
+        "normal_inverse_gamma": Conjugate(
+            _normal_mean_var_loglik, lambda rng: 1.2 + 0.8 * rng.normal(size=200), NormalInverseGammaPrior(**nig),
+            lambda x: cf.normal_inverse_gamma(x, **nig), init={"mu": 0.0, "var": 1.0},
+            constraints={"var": jm.positive},
+        ),
+    }  # fmt: skip
 
 
-def _normal_inverse_gamma(rng):
-    import jaxmle as jm
-    from jaxmle import closed_form
+def _bernoulli(rng, n):
+    return (rng.uniform(size=n) < 0.3).astype(float)
 
-    hyper = dict(mu0=0.5, kappa0=4.0, a0=3.0, b0=2.0)
-    x = 1.2 + 0.8 * rng.normal(size=200)
-    res, seconds = _fit(
-        _normal_mean_var_loglik, {"mu": 0.0, "var": 1.0}, x,
-        constraints={"var": jm.positive}, prior=NormalInverseGammaPrior(**hyper),
-    )  # fmt: skip
-    reference = closed_form.normal_inverse_gamma(x, **hyper).mode
-    return _rows("normal_inverse_gamma", reference, res.params, res, seconds, prefix="MAP ")
+
+def _categorical(rng, n):
+    return rng.choice(4, size=n, p=[0.1, 0.2, 0.3, 0.4]).astype(float)
+
+
+def _poisson(rng, n):
+    return rng.poisson(3.5, n).astype(float)
+
+
+def _exponential(rng, n):
+    return rng.exponential(0.5, n)
+
+
+def _gaussian(rng, n):
+    return rng.normal(1.0, 2.0, n)
 
 
 def _entries() -> dict:
     import jaxmle as jm
-    from jaxmle import closed_form as cf
-    from jaxmle.priors import Beta, Dirichlet, Gamma, Normal
 
     m = jm.models
-    alpha = (1.5, 2.0, 3.0, 1.2)
-    four = np.array([0.1, 0.2, 0.3, 0.4])
-    bernoulli = lambda rng, n: (rng.uniform(size=n) < 0.3).astype(float)
-    categorical = lambda rng, n: rng.choice(4, size=n, p=four).astype(float)
-    poisson = lambda rng, n: rng.poisson(3.5, n).astype(float)
-    exponential = lambda rng, n: rng.exponential(0.5, n)
-    gaussian = lambda rng, n: rng.normal(1.0, 2.0, n)
     return {
-        "bernoulli": _mle_entry(m.bernoulli(), bernoulli),
+        "bernoulli": _mle_entry(m.bernoulli(), _bernoulli),
         "binomial": _mle_entry(m.binomial(10), lambda rng, n: rng.binomial(10, 0.35, n).astype(float)),
-        "categorical": _mle_entry(m.categorical(4), categorical),
-        "poisson": _mle_entry(m.poisson(), poisson),
+        "categorical": _mle_entry(m.categorical(4), _categorical),
+        "poisson": _mle_entry(m.poisson(), _poisson),
         "geometric": _mle_entry(m.geometric(), lambda rng, n: rng.geometric(0.25, n) - 1.0),
-        "exponential": _mle_entry(m.exponential(), exponential),
-        "gaussian": _mle_entry(m.gaussian(), gaussian),
+        "exponential": _mle_entry(m.exponential(), _exponential),
+        "gaussian": _mle_entry(m.gaussian(), _gaussian),
         "lognormal": _mle_entry(m.lognormal(), lambda rng, n: rng.lognormal(0.5, 0.75, n)),
         "gamma": _mle_entry(m.gamma(), lambda rng, n: rng.gamma(2.5, 1 / 1.5, n), closed=False),
         "weibull": _mle_entry(m.weibull(), lambda rng, n: 2.0 * rng.weibull(1.5, n), se_tol=5 / math.sqrt(N),
@@ -357,27 +548,5 @@ def _entries() -> dict:
             [0.5, 0.3, -0.2], lambda rng, eta: rng.poisson(np.exp(eta)).astype(float)), np.exp, np.exp),
         "ridge": _ridge,
         "lasso": _lasso,
-        "beta_bernoulli": _map_entry(
-            "beta_bernoulli", m.bernoulli(), bernoulli, {"p": Beta(2.0, 3.0)},
-            lambda x: {"p": cf.beta_bernoulli(x, 2.0, 3.0).mode}, n=50,
-        ),
-        "dirichlet_multinomial": _map_entry(
-            "dirichlet_multinomial", m.categorical(4), categorical,
-            {"p": Dirichlet(alpha)},
-            lambda x: {"p": cf.dirichlet_multinomial(np.bincount(x.astype(int), minlength=4), alpha).mode}, n=50,
-        ),
-        "gamma_poisson": _map_entry(
-            "gamma_poisson", m.poisson(), poisson, {"rate": Gamma(2.0, 0.5)},
-            lambda x: {"rate": cf.gamma_poisson(x, 2.0, 0.5).mode}, n=30,
-        ),
-        "gamma_exponential": _map_entry(
-            "gamma_exponential", m.exponential(), exponential, {"rate": Gamma(3.0, 1.0)},
-            lambda x: {"rate": cf.gamma_exponential(x, 3.0, 1.0).mode}, n=30,
-        ),
-        "normal_normal": _map_entry(
-            "normal_normal", m.gaussian(), gaussian, {"mu": Normal(0.0, 0.5)},
-            lambda x: {"mu": cf.normal_normal(x, 2.0, 0.0, 0.5).mode}, n=40, fixed={"sigma": 2.0},
-        ),
-        "inverse_gamma_normal": _inverse_gamma_normal,
-        "normal_inverse_gamma": _normal_inverse_gamma,
+        **{name: _map_entry(name, pair) for name, pair in _conjugates().items()},
     }  # fmt: skip
