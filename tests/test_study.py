@@ -224,6 +224,7 @@ def test_plot_and_command(tmp_path, monkeypatch, capsys):
     from jaxmle import cli, models
 
     monkeypatch.setattr(models, "normal", NormalVar, raising=False)
+    monkeypatch.setitem(models.DEFAULT_TRUTHS, "normal", {"mu": 1.0, "var": 2.0})  # the CLI's list of models
     out = tmp_path / "out"
     code = cli.main(
         [
