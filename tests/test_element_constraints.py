@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from jax.scipy import stats
 from scipy import optimize
+from scipy.stats import truncnorm
 
 import jaxmle as jm
 
@@ -104,3 +105,24 @@ def test_a_start_outside_an_element_constraint_is_refused():
 def test_holding_an_element_of_an_element_constrained_array_is_refused():
     with pytest.raises(ValueError, match=r"fixed\['beta'\]: 'beta' has constraints element by element"):
         fit(data_with([1.0, 2.0, -1.0]), {"beta": {1: jm.positive}}, fixed={"beta": {2: 0.0}})
+
+
+@pytest.mark.slow
+def test_nuts_under_an_element_constraint_samples_the_truncated_posterior():
+    """With one element constrained positive, NUTS on the unconstrained scale (with the
+    element's log-Jacobian) samples N(0.05, 1/10) truncated at 0: mean 0.2714."""
+    pytest.importorskip("blackjax")
+    data = {"a": np.full(10, 0.5), "b": np.full(10, 0.05)}
+
+    def two_means(p, d):
+        return stats.norm.logpdf(d["a"], p["m"][0], 1.0).sum() + stats.norm.logpdf(d["b"], p["m"][1], 1.0).sum()
+
+    post = jm.sample(
+        two_means, {"m": np.array([0.0, 0.5])}, data, constraints={"m": {1: jm.positive}},
+        prior={"m": jm.priors.Normal(0.0, 100.0)}, chains=4, draws=2000, warmup=1000, seed=1,
+    )  # fmt: skip
+    var = 1 / (10 + 1e-4)  # the posterior precision: the data's 10 and the prior's 1e-4
+    sd = np.sqrt(var)
+    exact = [5.0 * var, truncnorm(-0.5 * var / sd, np.inf, loc=0.5 * var, scale=sd).mean()]  # 0.2714
+    assert post.n_divergent == 0
+    assert np.all(np.abs(post.mean["m"] - exact) < 4 * post.mcse_mean), (post.mean["m"], exact, post.mcse_mean)
