@@ -66,16 +66,10 @@ def with_element_constraints(space: ParameterSpace, constraints: dict) -> Parame
             continue
         where = f"constraints[{key!r}]"
         mine = [j for j, leaf in enumerate(leaves) if leaf.key == key]
-        if len(mine) != 1 or leaves[mine[0]].shape == ():
-            what = f"{len(mine)} arrays" if len(mine) != 1 else "a scalar"
-            raise ValueError(f"{where}: element indices need a vector or array parameter, but {key!r} is {what}")
-        leaf = leaves[mine[0]]
+        leaf = _array_leaf(where, key, [leaves[j] for j in mine])
         parts = {}
         for index, c in given.items():
-            flat = int(np.ravel_multi_index(_element_index(where, leaf.shape, index), leaf.shape))
-            if flat in parts:
-                raise ValueError(f"{where}: element {index!r} is given twice")
-            parts[flat] = c
+            parts[_flat_position(where, leaf.shape, index, parts)] = c
         leaves[mine[0]] = dataclasses.replace(leaf, constraint=per_element(leaf.shape, parts))
     return ParameterSpace(space.treedef, tuple(leaves))
 
@@ -174,10 +168,7 @@ def _held_elements(key: str, leaves: list, given: dict) -> tuple[tuple[tuple[int
     """``fixed[key]`` given as {index: value}: the (flat index, value) pairs held, by index,
     and the whole value when every element is held (else None)."""
     where = f"fixed[{key!r}]"
-    if len(leaves) != 1 or leaves[0].shape == ():
-        what = f"{len(leaves)} arrays" if len(leaves) != 1 else "a scalar"
-        raise ValueError(f"{where}: element indices need a vector or array parameter, but {key!r} is {what}")
-    leaf = leaves[0]
+    leaf = _array_leaf(where, key, leaves)
     if leaf.constraint.elementwise and type(leaf.constraint) is not Constraint:
         raise ValueError(
             f"{where}: {key!r} has constraints element by element; holding elements of it as well is not "
@@ -192,10 +183,7 @@ def _held_elements(key: str, leaves: list, given: dict) -> tuple[tuple[tuple[int
         raise ValueError(f"{where} is an empty dict: name the elements to hold, e.g. {{0: 1.0}}")
     pairs = {}
     for index, value in given.items():
-        position = _element_index(where, leaf.shape, index)
-        flat = int(np.ravel_multi_index(position, leaf.shape))
-        if flat in pairs:
-            raise ValueError(f"{where}: element {position if len(position) > 1 else position[0]} is given twice")
+        flat = _flat_position(where, leaf.shape, index, pairs)
         try:
             pairs[flat] = float(value)
         except (TypeError, ValueError):
@@ -206,6 +194,23 @@ def _held_elements(key: str, leaves: list, given: dict) -> tuple[tuple[tuple[int
     if len(pairs) == leaf.size:
         return (), np.asarray([pairs[i] for i in range(leaf.size)]).reshape(leaf.shape)
     return tuple(sorted(pairs.items())), None
+
+
+def _array_leaf(where: str, key: str, leaves: list):
+    """The one non-scalar leaf of parameter ``key`` whose elements ``where`` names by index."""
+    if len(leaves) != 1 or leaves[0].shape == ():
+        what = f"{len(leaves)} arrays" if len(leaves) != 1 else "a scalar"
+        raise ValueError(f"{where}: element indices need a vector or array parameter, but {key!r} is {what}")
+    return leaves[0]
+
+
+def _flat_position(where: str, shape: tuple[int, ...], index, taken) -> int:
+    """``index`` (see ``_element_index``) as a flat position in ``shape``, not among ``taken``."""
+    position = _element_index(where, shape, index)
+    flat = int(np.ravel_multi_index(position, shape))
+    if flat in taken:
+        raise ValueError(f"{where}: element {position if len(position) > 1 else position[0]} is given twice")
+    return flat
 
 
 def _element_index(where: str, shape: tuple[int, ...], index) -> tuple[int, ...]:
