@@ -172,16 +172,19 @@ class _PerElement(Constraint):
         for i, c in self.parts:
             why = c.violation(flat[..., i], closed)
             if why is not None:
-                return f"element {self._position(i)} {why}"
+                return f"element {_position(self.shape, i)} {why}"
         return None
 
     def limit_side(self, x):
         flat = np.asarray(x, dtype=float).reshape(-1)
         return np.asarray([int(self.element(i).limit_side(v)) for i, v in enumerate(flat)])
 
-    def _position(self, i: int):
-        position = np.unravel_index(i, self.shape)
-        return int(position[0]) if len(self.shape) == 1 else tuple(int(p) for p in position)
+
+def _position(shape: tuple[int, ...], i: int):
+    """Flat index ``i`` of an array of ``shape`` as the index a user writes: an int for a
+    vector, a tuple for an array."""
+    position = np.unravel_index(i, shape)
+    return int(position[0]) if len(shape) == 1 else tuple(int(p) for p in position)
 
 
 def per_element(shape: tuple[int, ...], parts: dict[int, Constraint]) -> Constraint:
@@ -190,8 +193,7 @@ def per_element(shape: tuple[int, ...], parts: dict[int, Constraint]) -> Constra
     parts = tuple(sorted((i, c) for i, c in parts.items() if c != real))
     if not parts:
         return real
-    unnamed = _PerElement("elements", shape=shape, parts=parts)
-    text = ", ".join(f"{unnamed._position(i)}: {c!r}" for i, c in parts)
+    text = ", ".join(f"{_position(shape, i)}: {c!r}" for i, c in parts)
     return _PerElement(f"elements({text})", shape=shape, parts=parts)
 
 
