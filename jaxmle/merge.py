@@ -58,7 +58,7 @@ def _incomplete(path, fingerprint: dict, run: str, refused: list[str], done: np.
         where = ""
         if (path / f"{SHARDS}.npz").exists():
             count = int(read_attachment(path, SHARDS, run)["shards"])
-            owners = np.unique((np.flatnonzero(~done) // int(fingerprint["chunk_size"])) % count)
+            owners = np.unique(shards.owner(np.flatnonzero(~done), int(fingerprint["chunk_size"]), count))
             where = f" (of shard {', '.join(map(str, owners))} of {count}: run it, or let it finish)"
         lines.append(f"missing replicates: {shards.describe_ranges(shards.ranges(~done))}{where}")
     lines += [f"not used: {why}" for why in refused]

@@ -94,8 +94,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     return shard
 
 
-def owner(first: int, size: int, count: int) -> int:
-    """The shard (of ``count``) whose chunk (of ``size`` replicates) holds replicate ``first``."""
+def owner(first, size: int, count: int):
+    """The shard (of ``count``) whose chunk (of ``size`` replicates) holds replicate ``first``
+    (an int, or an array of replicates)."""
     return (first // size) % count
 
 
