@@ -137,6 +137,13 @@ class Problem:
         ll = jnp.sum(self.loglik_terms(free_leaves, fixed_leaves, data))
         return ll + self.log_prior_value(free_leaves, fixed_leaves, smooth=True)
 
+    def logpost_smooth_warm(self, free_leaves, fixed_leaves, data, start):
+        """(``logpost_smooth``, û) of a Laplace marginal whose inner solve starts at
+        ``start`` (``random_effects``: the marginal's ``warm``)."""
+        _precision.user_code_ran(self.loglik)
+        value, u_hat = self.loglik.warm(self.params(free_leaves, fixed_leaves), data, start)
+        return value + self.log_prior_value(free_leaves, fixed_leaves, smooth=True), u_hat
+
     @property
     def has_prior(self) -> bool:
         return bool(self.priors) or self.log_prior is not None
@@ -154,7 +161,7 @@ class Problem:
         return cat(weights), cat(centres)
 
     # --- solving ----------------------------------------------------------------------
-    def strategy(self, smooth, total, l1_weight, l1_centre, dtype, eager_start=False):
+    def strategy(self, smooth, total, l1_weight, l1_centre, dtype, eager_start=False, warm=None):
         kind, transform = self.solver
         tol = self.tol if self.tol is not None else default_tol("optax" if kind == "adam" else kind, dtype)
         if kind == "newton":
@@ -162,7 +169,7 @@ class Problem:
                 return solvers.proximal_newton(smooth, l1_weight, l1_centre, tol)
             if transform == "line-search":
                 return solvers.newton(smooth, tol)
-            return solvers.trust_region_newton(smooth, tol, eager_start)
+            return solvers.trust_region_newton(smooth, tol, eager_start, warm)
         if kind == "lbfgs":
             return solvers.lbfgs(smooth, tol)
         transform = optax.adam(1e-2) if kind == "adam" else transform
@@ -206,17 +213,27 @@ class Problem:
         space = self.space
         l1_weight, l1_centre = self.l1(u0.dtype)
 
-        neg_logpost = neg_logpost_u(self)
+        logpost = logpost_in(self)
 
         def smooth(u):
-            return neg_logpost(u, fixed_leaves, data)
+            return -logpost(u, fixed_leaves, data)
 
         def total(u):
             return smooth(u) + jnp.sum(l1_weight * jnp.abs(u - l1_centre))
 
+        warm = None
+        if random_effects.is_marginal(self.loglik):  # each inner solve starts at the last û
+            logpost_warm = logpost_in(self, warm=True)
+
+            def smooth_warm(u, start):
+                value, u_hat = logpost_warm(u, start, fixed_leaves, data)
+                return -value, u_hat
+
+            warm = solvers.Warm(smooth_warm, jnp.zeros(self.loglik.random_effects.size, u0.dtype))
+
         ends = solvers.Ends(*space.finite_ends())
         result = solvers.run(
-            self.strategy(smooth, total, l1_weight, l1_centre, u0.dtype, eager_start),
+            self.strategy(smooth, total, l1_weight, l1_centre, u0.dtype, eager_start, warm),
             total,
             u0,
             self.default_max_iter() if max_iter is None else max_iter,
@@ -228,13 +245,16 @@ class Problem:
         x_leaves = space.u_to_x_leaves(result.u)
         z = space.x_leaves_to_z(x_leaves)
 
-        logpost_in_z = _logpost_z(self)
-
-        def logpost_z(z):
-            return logpost_in_z(z, fixed_leaves, data)
-
         at_kink_z = (l1_weight > 0) & (result.u == l1_centre)
-        logpost_smooth, grad, hessian = value_grad_hessian(logpost_z, z)
+        if warm is not None and isinstance(result.state, solvers.TrustState):  # from the solver's last û
+            logpost_z = logpost_in(self, "z", warm=True)
+            start = result.state.start
+            logpost_smooth, grad, hessian, _ = value_grad_hessian(
+                lambda z: logpost_z(z, start, fixed_leaves, data), z, has_aux=True
+            )
+        else:
+            logpost_z = logpost_in(self, "z")
+            logpost_smooth, grad, hessian = value_grad_hessian(lambda z: logpost_z(z, fixed_leaves, data), z)
         jacobian = None
         if not all(leaf.constraint.same_dimension for leaf in space.free):
             jacobian = jax.jacobian(lambda z: space.flat_x(space.z_to_x_leaves(z)))(z)
@@ -274,17 +294,17 @@ QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitte
 QUICK_COMPILE_MAX_ELEMENTS = 1_000_000
 
 
-@functools.lru_cache(maxsize=128)
-def neg_logpost_u(problem: Problem):
-    """-(smooth log-posterior) as a function of u, jitted so that a solve traces the user's
-    log-likelihood once for all the places that evaluate or differentiate it."""
-    return jax.jit(lambda u, fixed, data: -problem.logpost_smooth(problem.space.u_to_x_leaves(u), fixed, data))
-
-
-@functools.lru_cache(maxsize=128)
-def _logpost_z(problem: Problem):
-    """The smooth log-posterior in the inference coordinates z, jitted (see above)."""
-    return jax.jit(lambda z, fixed, data: problem.logpost_smooth(problem.space.z_to_x_leaves(z), fixed, data))
+@functools.lru_cache(maxsize=256)
+def logpost_in(problem: Problem, coordinates: str = "u", warm: bool = False):
+    """The smooth log-posterior as a function of the unconstrained ``u`` or the inference
+    coordinates ``z``, called as ``(c, fixed, data)``; with ``warm`` (a Laplace marginal)
+    as ``(c, start, fixed, data)``, its inner solve started at ``start``, returning
+    (value, û). Jitted so that a solve traces the user's log-likelihood once for all the
+    places that evaluate or differentiate it."""
+    to_x = problem.space.u_to_x_leaves if coordinates == "u" else problem.space.z_to_x_leaves
+    if warm:
+        return jax.jit(lambda c, start, fixed, data: problem.logpost_smooth_warm(to_x(c), fixed, data, start))
+    return jax.jit(lambda c, fixed, data: problem.logpost_smooth(to_x(c), fixed, data))
 
 
 @functools.lru_cache(maxsize=128)

@@ -32,7 +32,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .problem import Problem, neg_logpost_u
+from .problem import Problem, logpost_in
 from .solvers.derivatives import value_grad_hessian
 from .solvers.linalg import cholesky, cholesky_solve
 from .solvers.newton import newton_direction
@@ -67,14 +67,14 @@ def compiled_endpoints(problem: Problem):
     in the user's flat values x."""
     space = problem.space
     m = space.m
-    neg_logpost = neg_logpost_u(problem)
+    logpost = logpost_in(problem)
 
     def to_x(u):
         return space.flat_x(space.u_to_x_leaves(u))
 
     def endpoints(u_hat, fixed_leaves, data, held, x_index, sign, target, q, rtol):
         def value_grad_hess(u):
-            return value_grad_hessian(lambda v: -neg_logpost(v, fixed_leaves, data), u)
+            return value_grad_hessian(lambda v: logpost(v, fixed_leaves, data), u)
 
         _, _, hess_hat = value_grad_hess(u_hat)
         factor = cholesky(-hess_hat, certificate=False)

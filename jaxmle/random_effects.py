@@ -7,7 +7,8 @@ log-density f(θ, u) = log p(y | u, θ) + log p(u | θ), and the fit maximizes t
 
 where û(θ) is the mode of f over the q random effects u (exact for a Gaussian f, as in a
 linear mixed model). û(θ) is found by a lean Newton iteration (``inner_solve``), started
-at u = 0 for every evaluation, and carries the derivative the implicit function theorem gives
+at u = 0, or, in the trust-region solver's iterations, at the û of the current point (a
+warm start: ``marginal.warm``), and carries the derivative the implicit function theorem gives
 it, dû/dθ = −(∇²_uu f)⁻¹ ∇²_uθ f, by a rule JAX differentiates again: the outer gradient
 and Hessian, and so the observed information of the marginal, are exact, never
 derivatives through the inner iterations. An inner solve that does not reach a verified
@@ -233,9 +234,10 @@ def _joint(loglik, re: RandomEffects):
     return joint
 
 
-def inner_solve(joint, outer, data, re: RandomEffects, dtype):
-    """The mode û of ``joint`` over u, by Newton's method from u = 0 with step halving:
-    (û, CONVERGED or why not).
+def inner_solve(joint, outer, data, re: RandomEffects, dtype, start=None):
+    """The mode û of ``joint`` over u, by Newton's method with step halving from ``start``
+    (the last û of the outer solver: a warm start), or from u = 0 where ``start`` is None
+    or not finite: (û, CONVERGED or why not).
 
     Deliberately lean (one Cholesky per step, values only in the halving), since the
     marginal's program holds a copy of it wherever the outer solver evaluates the marginal.
@@ -271,8 +273,10 @@ def inner_solve(joint, outer, data, re: RandomEffects, dtype):
         u = jnp.where(done, c.u + step, jnp.where(failed, c.u, c.u + alpha * step))
         return _Inner(u, status.astype(jnp.int32), c.it + 1)
 
-    start = _Inner(jnp.zeros(re.size, dtype), jnp.int32(Status.MAX_ITER), jnp.int32(0))
-    final = jax.lax.while_loop(cond, body, start)
+    u0 = jnp.zeros(re.size, dtype)
+    if start is not None:
+        u0 = jnp.where(jnp.all(jnp.isfinite(start)), start.astype(dtype), u0)
+    final = jax.lax.while_loop(cond, body, _Inner(u0, jnp.int32(Status.MAX_ITER), jnp.int32(0)))
     return final.u, final.status
 
 
@@ -286,11 +290,12 @@ def _make_marginal(loglik, re: RandomEffects):
     joint = _joint(loglik, re)
     q = re.size
 
-    def solved(outer, data):
-        """û at ``outer`` (NaN unless the inner solve converged); never differentiated."""
-        outer = jax.lax.stop_gradient(outer)
+    def solved(outer, data, start=None):
+        """û at ``outer`` (NaN unless the inner solve converged), the inner solve started
+        at ``start`` (see ``inner_solve``); never differentiated."""
+        outer, start = jax.lax.stop_gradient((outer, start))
         dtype = jnp.result_type(*jax.tree_util.tree_leaves(outer))
-        u, status = inner_solve(joint, outer, data, re, dtype)
+        u, status = inner_solve(joint, outer, data, re, dtype, start)
         return jnp.where(status == Status.CONVERGED, u, jnp.nan)
 
     @jax.custom_jvp
@@ -309,22 +314,32 @@ def _make_marginal(loglik, re: RandomEffects):
         mixed = jax.jvp(lambda o: jax.grad(joint, argnums=1)(o, u, data), (outer,), (d_outer,))[1]
         return u, inner_hessian.solve(neg_h, mixed, re)
 
-    def mode(outer, data):
-        return at_mode(outer, data, solved(outer, data))
+    def mode(outer, data, start=None):
+        return at_mode(outer, data, solved(outer, data, start))
 
-    def marginal(outer, data):
-        u = mode(outer, data)
+    def warm(outer, data, start):
+        """(the marginal at ``outer``, û there): the inner solve started at ``start``, the
+        û of a nearby point (an outer solver's last), which saves most of its steps. û is
+        returned without derivatives, to start the next evaluation."""
+        u_hat = solved(outer, data, start)
+        u = at_mode(outer, data, u_hat)
         f = partial(joint, outer, data=data)
         neg_h = inner_hessian.neg_hessian(f, u, re)
         if re.nagq > 1:
-            return f(u) + quadrature.adaptive_gauss_hermite(f, u, neg_h, re.nagq)
-        return f(u) + 0.5 * q * jnp.log(2.0 * jnp.pi) - 0.5 * inner_hessian.spd_log_det(neg_h)
+            value = f(u) + quadrature.adaptive_gauss_hermite(f, u, neg_h, re.nagq)
+        else:
+            value = f(u) + 0.5 * q * jnp.log(2.0 * jnp.pi) - 0.5 * inner_hessian.spd_log_det(neg_h)
+        return value, jax.lax.stop_gradient(u_hat)
+
+    def marginal(outer, data):
+        return warm(outer, data, None)[0]
 
     method = "Laplace" if re.nagq == 1 else f"{re.nagq}-node adaptive Gauss-Hermite"
     marginal.__name__ = marginal.__qualname__ = (
         f"{getattr(loglik, '__name__', 'loglik')} ({method} over {', '.join(re.keys)})"
     )
     marginal.mode = mode
+    marginal.warm = warm
     marginal.joint = joint
     marginal.random_effects = re
     return marginal
@@ -370,7 +385,7 @@ def _at_estimate(marginal, space, free, fixed_leaves, data):
     dtype = jnp.result_type(*free)
     u, status = inner_solve(joint, outer, data, re, dtype)
     neg_hessian = inner_hessian.neg_hessian(partial(joint, outer, data=data), u, re)
-    J = jax.jacfwd(lambda fr: marginal.mode(space.assemble(fr, fixed_leaves), data))(free)
+    J = jax.jacfwd(lambda fr: marginal.mode(space.assemble(fr, fixed_leaves), data, u))(free)  # û: one step
     return u, status, neg_hessian, jnp.concatenate([j.reshape(q, -1) for j in J], axis=1)
 
 

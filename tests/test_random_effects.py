@@ -70,7 +70,8 @@ def test_laplace_marginal_is_exact_for_a_linear_mixed_model():
         np.testing.assert_allclose(flat(a), flat(b), rtol=1e-12, atol=1e-12)
 
 
-def test_marginal_derivatives_match_finite_differences_for_a_logistic_glmm():
+def small_logistic_glmm():
+    """(data, the Laplace marginal over u of a random-intercept logistic model in b, log_t)."""
     rng = np.random.default_rng(1)
     groups = 8
     g = np.repeat(np.arange(groups), 12)
@@ -83,7 +84,11 @@ def test_marginal_derivatives_match_finite_differences_for_a_logistic_glmm():
         return (d["y"] * eta - jnp.logaddexp(0.0, eta)).sum() + norm.logpdf(p["u"], 0.0, jnp.exp(p["log_t"])).sum()
 
     _, re = random_effects.split({"b": np.zeros(2), "log_t": 0.0, "u": np.zeros(groups)}, ["u"], None, None, None)
-    marginal = random_effects.marginal_loglik(joint, re)
+    return d, random_effects.marginal_loglik(joint, re)
+
+
+def test_marginal_derivatives_match_finite_differences_for_a_logistic_glmm():
+    d, marginal = small_logistic_glmm()
     with jax.enable_x64(True):
         theta = jnp.array([0.2, 0.9, 0.1])
 
@@ -103,6 +108,30 @@ def test_marginal_derivatives_match_finite_differences_for_a_logistic_glmm():
     np.testing.assert_allclose(grad, fd_grad, rtol=1e-7, atol=1e-8)
     np.testing.assert_allclose(hess, fd_hess, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(hess, hess.T, rtol=1e-12, atol=1e-12)
+
+
+def test_a_warm_started_marginal_equals_the_cold_one():
+    # the outer solver starts each inner solve at the last û; a start that is not finite
+    # (a failed inner solve) falls back to u = 0
+    d, marginal = small_logistic_glmm()
+
+    def outer(t):
+        return {"b": t[:2], "log_t": t[2]}
+
+    def value_and_grad(f, t):  # the derivatives come from the same rule with either start
+        return [np.asarray(a) for a in jax.jit(jax.value_and_grad(f))(t)]
+
+    with jax.enable_x64(True):
+        theta = jnp.array([0.2, 0.9, 0.1])
+        near = marginal.mode(outer(theta + 0.05), d)
+        cold = value_and_grad(lambda t: marginal(outer(t), d), theta)
+        for start in (near, jnp.full_like(near, jnp.nan)):
+            warm = value_and_grad(lambda t, start=start: marginal.warm(outer(t), d, start)[0], theta)
+            for got, want in zip(warm, cold):
+                np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+        u_hat = marginal.warm(outer(theta), d, near)[1]
+        np.testing.assert_allclose(u_hat, marginal.mode(outer(theta), d), rtol=1e-10, atol=1e-12)
+        assert np.all(np.abs(np.asarray(u_hat - near)) > 1e-4)  # the start was not already the answer
 
 
 def test_conditionally_independent_groups_are_found_and_integrate_block_by_block():

@@ -3,7 +3,7 @@
 from .driver import Ends, SolverResult, Step, Strategy, run
 from .first_order import gradient_transformation, lbfgs
 from .newton import newton, proximal_newton
-from .trust_region import trust_region_newton
+from .trust_region import TrustState, Warm, trust_region_newton
 
 __all__ = [
     "Ends",
@@ -14,6 +14,8 @@ __all__ = [
     "newton",
     "proximal_newton",
     "trust_region_newton",
+    "TrustState",
+    "Warm",
     "lbfgs",
     "gradient_transformation",
 ]

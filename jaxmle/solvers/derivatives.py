@@ -11,10 +11,13 @@ import jax
 import jax.numpy as jnp
 
 
-def value_grad_hessian(fn, x):
-    """(fn(x), ∇fn(x), ∇²fn(x)) for a scalar ``fn`` of a 1-D ``x``."""
+def value_grad_hessian(fn, x, has_aux: bool = False):
+    """(fn(x), ∇fn(x), ∇²fn(x)) for a scalar ``fn`` of a 1-D ``x``; with ``has_aux``,
+    ``fn`` returns (value, aux) and the result is (value, gradient, Hessian, aux)."""
     basis = jnp.eye(x.shape[0], dtype=x.dtype)
-    (value, grad), (_, hess) = jax.vmap(lambda v: jax.jvp(jax.value_and_grad(fn), (x,), (v,)), out_axes=(None, 0))(
-        basis
-    )
+    value_and_grad = jax.value_and_grad(fn, has_aux=has_aux)
+    (value, grad), (_, hess) = jax.vmap(lambda v: jax.jvp(value_and_grad, (x,), (v,)), out_axes=(None, 0))(basis)
+    if has_aux:
+        value, aux = value
+        return value, grad, hess, aux
     return value, grad, hess

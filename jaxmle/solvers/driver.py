@@ -87,6 +87,7 @@ class SolverResult(NamedTuple):
     f: jax.Array
     n_iter: jax.Array
     status: jax.Array
+    state: Any = None  # the strategy's state at its last evaluated point
 
 
 class _State(NamedTuple):
@@ -177,6 +178,7 @@ def run(
         jnp.where(ran_off, far_f, final.f),
         final.it,
         jnp.where(ran_off, ran_off_status, final.status).astype(jnp.int32),
+        final.inner,
     )
 
 

@@ -42,7 +42,8 @@ refresh, which names them.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -196,6 +197,16 @@ class TrustState(NamedTuple):
     model: Model  # at the current point, once ``fresh``
     radius: jax.Array  # Δ, in the scaled coordinates of the current point
     fresh: jax.Array  # bool: False before the derivatives at the start are taken
+    start: Any  # the warm start the objective returned at the current point (None without one)
+
+
+class Warm(NamedTuple):
+    """An objective that is itself the result of an iteration (a Laplace marginal's inner
+    solve): ``fn(u, start) -> (objective(u), next start)``, where ``start`` is the
+    next start returned at a nearby point, or ``start`` (the first) for the first call."""
+
+    fn: Callable
+    start: Any
 
 
 def _first_radius(model: Model):
@@ -203,23 +214,32 @@ def _first_radius(model: Model):
     return jnp.where(model.pd, jnp.linalg.norm(model.newton), jnp.maximum(jnp.linalg.norm(model.b), 1.0))
 
 
-def trust_region_newton(objective, tol: float, eager_start: bool = False) -> Strategy:
+def trust_region_newton(objective, tol: float, eager_start: bool = False, warm: Warm | None = None) -> Strategy:
     """Trust-region Newton on a smooth ``objective`` (to be minimized); ``eager_start``:
-    take the derivatives at the start before the loop (see the module's docstring)."""
+    take the derivatives at the start before the loop (see the module's docstring);
+    ``warm``: the same objective with a warm start, used for every evaluation of value
+    and derivatives, each trial started from the current point's."""
+
+    def derivatives(u, start):
+        if warm is None:
+            return (*value_grad_hessian(objective, u), None)
+        return value_grad_hessian(lambda v: warm.fn(v, start), u, has_aux=True)
 
     def init(u):
+        first = None if warm is None else warm.start
         if eager_start:
-            f, g, H = value_grad_hessian(objective, u)
+            f, g, H, first = derivatives(u, first)
             model = model_at(g, H)
-            return f, TrustState(model, _first_radius(model), model.finite)
+            return f, TrustState(model, _first_radius(model), model.finite, first)
         k = u.shape[0]
         zero = jnp.zeros((), u.dtype)
         eye, ones, zeros = jnp.eye(k, dtype=u.dtype), jnp.ones_like(u), jnp.zeros_like(u)
         model = Model(ones, eye, zeros, zeros, zero, jnp.bool_(False), jnp.bool_(True))
-        return objective(u), TrustState(model, zero, jnp.bool_(False))
+        f, first = (objective(u), None) if warm is None else warm.fn(u, first)
+        return f, TrustState(model, zero, jnp.bool_(False), first)
 
     def step(u, f, state, active):
-        m, radius, fresh = state
+        m, radius, fresh, start = state
         interior = m.pd & (jnp.linalg.norm(m.newton) <= radius)
         boundary = active & fresh & ~interior
         s = jnp.where(boundary, more_sorensen(m.A, m.b, radius, boundary), m.newton)  # no trips unless needed
@@ -228,7 +248,7 @@ def trust_region_newton(objective, tol: float, eager_start: bool = False) -> Str
         predicted = -(jnp.dot(m.b, s) + 0.5 * jnp.dot(s, m.A @ s))
         trial = u + m.scale * s
 
-        f_t, g_t, H_t = value_grad_hessian(objective, trial)
+        f_t, g_t, H_t, start_t = derivatives(trial, start)
         new = model_at(g_t, H_t)
         roundoff = 16 * jnp.finfo(f.dtype).eps * (1.0 + jnp.abs(f))
         decrease = f - f_t
@@ -244,7 +264,10 @@ def trust_region_newton(objective, tol: float, eager_start: bool = False) -> Str
             radius,
         )
 
-        cur = jax.tree_util.tree_map(lambda a, b: jnp.where(take, a, b), new, m)
+        def keep(a, b):
+            return jnp.where(take, a, b)
+
+        cur = jax.tree_util.tree_map(keep, new, m)
         f_cur = jnp.where(take, f_t, f)
         small = tol * (1.0 + jnp.abs(f_cur))
         loose = jnp.sqrt(tol) * (1.0 + jnp.abs(f_cur))
@@ -267,7 +290,7 @@ def trust_region_newton(objective, tol: float, eager_start: bool = False) -> Str
         return Step(
             u=jnp.where(finish, u_new + cur.scale * cur.newton, u_new),
             f=f_cur,
-            inner=TrustState(cur, radius, jnp.bool_(True)),
+            inner=TrustState(cur, radius, jnp.bool_(True), jax.tree_util.tree_map(keep, start_t, start)),
             converged=converged,
             failed=failed.astype(jnp.int32),
             full_step=accepted & interior,
