@@ -1,7 +1,7 @@
 """jaxmle's NUTS (``jm.sample``, blackjax) against numpyro's NUTS, same model, same run.
 
     pip install -e ".[bench,bayes]" && python benchmarks/nuts.py [--n 200] [--k 5] [--chains 4]
-        [--warmup 1000] [--draws 1000] [--repeat 3]
+        [--warmup 1000] [--draws 1000] [--repeat 5]
 
 The model: logistic regression, y_i ~ Bernoulli(sigmoid(x_iᵀβ)), an intercept and
 standard-normal covariates (5 coefficients by default), β_j ~ Normal(0, 2.5) independently.
@@ -12,11 +12,13 @@ what ``MCMC`` with ``chain_method="vectorized"`` runs), and ``MCMC.run`` itself,
 compiles its sampling loop again on every call ("numpyro MCMC").
 
 Printed per sampler: the wall time of the first call (compile included; for jaxmle also
-the MAP fit that starts the chains and the diagnostics of its result) and the fastest of
-``--repeat`` further calls with other seeds (the "second call"); per coefficient the bulk
-ESS of the last call's draws, that ESS per second of the second call, and the z-score of
-the posterior means, (mean_jaxmle - mean_peer) / sqrt(MCSE_jaxmle² + MCSE_peer²), with
-MCSE = sd / sqrt(ESS of the draws). ESS and MCSE of all come from ``jaxmle.diagnostics``.
+the MAP fit that starts the chains) and the median of ``--repeat`` further calls with other
+seeds, interleaved across the samplers (the "second call"); per coefficient the bulk ESS
+averaged over those calls, that ESS per second of the second call, and the z-score of the
+last call's posterior means, (mean_jaxmle - mean_peer) / sqrt(MCSE_jaxmle² + MCSE_peer²),
+with MCSE = sd / sqrt(ESS of the draws). ESS and MCSE of all come from
+``jaxmle.diagnostics``, computed outside the timed calls for every sampler (``jm.sample``
+computes its result's diagnostics when they are first read).
 """
 
 from __future__ import annotations
@@ -127,26 +129,35 @@ def timed(run, seed):
     return beta, divergent, time.perf_counter() - t
 
 
-def measure(run, repeat: int) -> dict:
-    """The first call (compile included) and the fastest of ``repeat`` further calls, each
-    with its own seed; the draws of the last give ESS and MCSE per coefficient."""
+def measure(runs: dict, repeat: int) -> dict:
+    """Per sampler: the first call (compile included), then ``repeat`` further calls with
+    their own seeds, interleaved across the samplers so that the machine's drift reaches
+    all alike. "second" is the median time of those calls, "ess" the bulk ESS per
+    coefficient averaged over them (one chain set's ESS varies by ±15% with the seed), and
+    the last call's draws give the means and MCSE."""
     from jaxmle import diagnostics
 
-    _, _, first = timed(run, 1)
-    calls = [timed(run, seed) for seed in range(2, repeat + 2)]
-    beta, divergent, _ = calls[-1]
-    second = min(seconds for _, _, seconds in calls)
-    columns = [beta[:, :, j] for j in range(beta.shape[2])]
-    ess = np.array([diagnostics.ess_bulk(c) for c in columns])
-    return {
-        "first": first,
-        "second": second,
-        "divergent": divergent,
-        "mean": beta.mean(axis=(0, 1)),
-        "mcse": np.array([diagnostics.mcse_mean(c) for c in columns]),
-        "ess": ess,
-        "ess_per_s": ess / second,
-    }
+    first = {name: timed(run, 1)[2] for name, run in runs.items()}
+    calls = {name: [] for name in runs}
+    for seed in range(2, repeat + 2):
+        for name, run in runs.items():
+            calls[name].append(timed(run, seed))
+    results = {}
+    for name, made in calls.items():
+        per_call = [[beta[:, :, j] for j in range(beta.shape[2])] for beta, _, _ in made]
+        ess = np.mean([[diagnostics.ess_bulk(c) for c in columns] for columns in per_call], axis=0)
+        second = float(np.median([seconds for _, _, seconds in made]))
+        beta, divergent, _ = made[-1]
+        results[name] = {
+            "first": first[name],
+            "second": second,
+            "divergent": divergent,
+            "mean": beta.mean(axis=(0, 1)),
+            "mcse": np.array([diagnostics.mcse_mean(c) for c in per_call[-1]]),
+            "ess": ess,
+            "ess_per_s": ess / second,
+        }
+    return results
 
 
 def report(results: dict) -> str:
@@ -185,18 +196,19 @@ def main(argv=None) -> None:
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--warmup", type=int, default=1000)
     p.add_argument("--draws", type=int, default=1000)
-    p.add_argument("--repeat", type=int, default=3, help="timed calls after the first; the fastest is reported")
+    p.add_argument("--repeat", type=int, default=5, help="timed calls after the first, interleaved across samplers")
     args = p.parse_args(argv)
     import numpyro
 
     numpyro.enable_x64()  # both in float64 (jaxmle's own default)
     X, y = simulate(args.n, args.k)
     size = (args.chains, args.warmup, args.draws)
-    results = {
-        "jaxmle": measure(jaxmle_sampler(X, y, *size), args.repeat),
-        "numpyro kernel": measure(numpyro_kernel(X, y, *size), args.repeat),
-        "numpyro MCMC": measure(numpyro_mcmc(X, y, *size), args.repeat),
+    runs = {
+        "jaxmle": jaxmle_sampler(X, y, *size),
+        "numpyro kernel": numpyro_kernel(X, y, *size),
+        "numpyro MCMC": numpyro_mcmc(X, y, *size),
     }
+    results = measure(runs, args.repeat)
     print(
         f"logistic regression, n = {args.n}, {args.k} coefficients, Normal(0, {PRIOR_SCALE}) prior; "
         f"{args.chains} chains x ({args.warmup} warmup + {args.draws} draws)\n"

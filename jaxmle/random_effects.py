@@ -314,8 +314,8 @@ def _make_marginal(loglik, re: RandomEffects):
         mixed = jax.jvp(lambda o: jax.grad(joint, argnums=1)(o, u, data), (outer,), (d_outer,))[1]
         return u, inner_hessian.solve(neg_h, mixed, re)
 
-    def mode(outer, data, start=None):
-        return at_mode(outer, data, solved(outer, data, start))
+    def mode(outer, data):
+        return at_mode(outer, data, solved(outer, data))
 
     def warm(outer, data, start):
         """(the marginal at ``outer``, û there): the inner solve started at ``start``, the
@@ -339,6 +339,7 @@ def _make_marginal(loglik, re: RandomEffects):
         f"{getattr(loglik, '__name__', 'loglik')} ({method} over {', '.join(re.keys)})"
     )
     marginal.mode = mode
+    marginal.at_mode = at_mode
     marginal.warm = warm
     marginal.joint = joint
     marginal.random_effects = re
@@ -385,7 +386,7 @@ def _at_estimate(marginal, space, free, fixed_leaves, data):
     dtype = jnp.result_type(*free)
     u, status = inner_solve(joint, outer, data, re, dtype)
     neg_hessian = inner_hessian.neg_hessian(partial(joint, outer, data=data), u, re)
-    J = jax.jacfwd(lambda fr: marginal.mode(space.assemble(fr, fixed_leaves), data, u))(free)  # û: one step
+    J = jax.jacfwd(lambda fr: marginal.at_mode(space.assemble(fr, fixed_leaves), data, u))(free)
     return u, status, neg_hessian, jnp.concatenate([j.reshape(q, -1) for j in J], axis=1)
 
 

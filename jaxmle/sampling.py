@@ -195,17 +195,27 @@ class SampleResult:
     _flat: np.ndarray = field(repr=False)
     #: per (chain, draw): ``acceptance_rate`` and ``tree_depth`` (trajectory doublings)
     _per_draw: dict = field(repr=False, default_factory=dict)
-    rhat: np.ndarray = field(init=False)
-    ess_bulk: np.ndarray = field(init=False)
-    ess_tail: np.ndarray = field(init=False)
-    mcse_mean: np.ndarray = field(init=False)
 
-    def __post_init__(self):
-        columns = [self._flat[:, :, j] for j in range(self._flat.shape[2])]
-        self.rhat = np.array([diagnostics.rhat(c) for c in columns])
-        self.ess_bulk = np.array([diagnostics.ess_bulk(c) for c in columns])
-        self.ess_tail = np.array([diagnostics.ess_tail(c) for c in columns])
-        self.mcse_mean = np.array([diagnostics.mcse_mean(c) for c in columns])
+    # the diagnostics are computed when first read, then kept: ``sample`` returns as soon
+    # as the draws are in (as a sampler's own call does), and its summary reads them all
+    def _per_column(self, statistic) -> np.ndarray:
+        return np.array([statistic(self._flat[:, :, j]) for j in range(self._flat.shape[2])])
+
+    @functools.cached_property
+    def rhat(self) -> np.ndarray:
+        return self._per_column(diagnostics.rhat)
+
+    @functools.cached_property
+    def ess_bulk(self) -> np.ndarray:
+        return self._per_column(diagnostics.ess_bulk)
+
+    @functools.cached_property
+    def ess_tail(self) -> np.ndarray:
+        return self._per_column(diagnostics.ess_tail)
+
+    @functools.cached_property
+    def mcse_mean(self) -> np.ndarray:
+        return self._per_column(diagnostics.mcse_mean)
 
     @property
     def chains(self) -> int:

@@ -123,6 +123,7 @@ def test_cli_bad_study_arguments_exit_2_with_one_line(args, match, capsys):
     assert len(err.strip().splitlines()) == 1 and match in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_study_mcse_undefined_is_not_printed_as_zero():
     study = jm.simulation_study(jm.models.poisson(), {"rate": 3.0}, 10, 3, seed=0)
     assert study.used == 3 and study.coverage["rate"] == 1.0  # every interval covers: p(1 - p) = 0

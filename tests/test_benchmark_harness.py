@@ -9,6 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_benchmark_smoke_run(tmp_path):
     pytest.importorskip("statsmodels")
     out = tmp_path / "RESULTS.md"

@@ -24,6 +24,7 @@ def test_every_factory_has_a_default_truth_its_simulator_and_loglik_take():
     np.testing.assert_array_equal(k4["p"], [0.25] * 4)
 
 
+@pytest.mark.slow
 def test_simulate_without_truth_uses_the_default(capsys):
     assert cli.main(["simulate", "poisson", "--n", "400", "--reps", "300", "--seed", "3"]) == 0
     out = capsys.readouterr().out

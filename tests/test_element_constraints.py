@@ -71,6 +71,7 @@ def test_a_binding_constraint_stops_at_its_limit_and_says_so():
     np.testing.assert_allclose(res.params["beta"][[0, 2]], ref[[0, 2]], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_batches_and_studies_take_element_constraints():
     batch_data = {"X": np.broadcast_to(X, (3, N, 3)), "y": np.stack([data_with([1.0, 2.0, -1.0])["y"]] * 3)}
     start = {"beta": np.array([0.0, 1.0, 0.5]), "sigma": 1.0}

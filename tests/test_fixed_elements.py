@@ -128,6 +128,7 @@ def test_matrix_element_held_by_a_tuple_index():
     np.testing.assert_array_equal(from_mask.params["m"], res.params["m"])
 
 
+@pytest.mark.slow
 def test_fit_batch_with_held_elements_equals_each_fit():
     d = make_data(5, reps=3)
     fixed = {"beta": {0: 1.0}}
@@ -141,6 +142,7 @@ def test_fit_batch_with_held_elements_equals_each_fit():
     assert np.all(batch.params["beta"][:, 0] == 1.0) and np.all(batch.se["beta"][:, 0] == 0.0)
 
 
+@pytest.mark.slow
 def test_simulation_study_with_a_held_element():
     def simulate(key, p, n):
         kx, ky = jax.random.split(key)

@@ -7,12 +7,14 @@ every kind of program: single fits with each solver, MAP and the Laplace approxi
 profiles, the observed, robust and expected covariances, multi-start, batches in float64
 and float32, simulation studies, and random effects (Laplace, block-diagonal, quadrature).
 A CPU-only change that breaks the GPU path (an operation without a CUDA lowering) fails
-here."""
+here (a slow check: CI runs it with the other slow checks)."""
 
 import json
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 SCRIPT = textwrap.dedent(
     """
@@ -120,6 +122,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_every_program_lowers_for_cuda():
     out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-4000:]

@@ -73,6 +73,7 @@ def test_labels_change_no_number_and_share_compiled_code(res):
     assert labelled.names == ["beta[a]", "beta[b]", "sigma"]
 
 
+@pytest.mark.slow
 def test_a_series_init_names_the_elements_and_labels_survive_multistart():
     init = {"beta": pd.Series([0.0, 0.0], index=["const", "slope"]), "sigma": 1.0}
     res = jm.fit(regression, init, DATA, constraints={"sigma": jm.positive}, starts=2)

@@ -101,6 +101,7 @@ def test_laplace_prior_is_refused():
         res.laplace()
 
 
+@pytest.mark.slow
 def test_simplex_then_positive_moments_in_both_parameterizations():
     # flat prior in x: the posterior of the probabilities is Dirichlet(c + 1), whose density
     # in the log-ratios u is ∝ Π x_i^(c_i + 1): a multinomial log-likelihood with counts

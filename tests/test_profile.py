@@ -147,6 +147,7 @@ def test_bad_arguments():
         ).profile("p[0]")
 
 
+@pytest.mark.slow
 def test_parameters_after_a_simplex_use_their_own_coordinates():
     # a 3-simplex has 2 unconstrained coordinates, so "s" is x[3] but u[2]; the two parts of
     # the likelihood are separate, so the profile of s is the closed form of a zero-mean normal

@@ -225,6 +225,7 @@ def test_sleepstudy_ml_matches_lme4_and_glmmtmb():
     assert "integrated out" in res.summary()
 
 
+@pytest.mark.slow
 def test_sleepstudy_reml_integrates_the_fixed_effects_out():
     res = jm.fit(
         sleepstudy_joint, SLEEPSTUDY_INIT, sleepstudy(), constraints=SLEEPSTUDY_CONSTRAINTS, random=["b", "beta"]

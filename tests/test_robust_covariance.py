@@ -142,6 +142,7 @@ def replicates():
     "cov_type, groups",
     [("robust", None), ("HC1", None), ("cluster", np.arange(40) % 5), ("opg", None), ("expected", None)],
 )
+@pytest.mark.slow
 def test_a_batch_gives_each_replicate_the_se_of_its_own_fit(replicates, cov_type, groups):
     model = jm.models.linear_regression()
     batch = jm.fit_batch(model, replicates, cov_type=cov_type, groups=groups)

@@ -34,6 +34,7 @@ def loglik(params, y):
     return stats.norm.logpdf(y, params["mu"], 1.0)
 
 
+@pytest.mark.slow
 def test_a_calibrated_posterior_gives_uniform_ranks():
     """Normal mean, known sigma, normal prior: NUTS draws from the exact posterior."""
     res = jm.sbc(simulate, loglik, PRIOR, N, REPS, seed=0, **RUN)

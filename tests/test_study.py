@@ -102,6 +102,7 @@ def exact_poisson_wald_coverage(rate, n):
     return float(np.sum(poisson.pmf(t, n * rate) * covered))
 
 
+@pytest.mark.slow
 def test_poisson_wald_coverage_and_efficiency_at_n_200():
     rate, n = 3.0, 200
     st = jm.simulation_study(Poisson(), {"rate": rate}, n, 3000, seed=2)

@@ -31,6 +31,7 @@ def study(**kw):
     return jm.simulation_study(truth=TRUTH, n=100, reps=400, seed=3, simulate=simulate, loglik=loglik, **kw)
 
 
+@pytest.mark.slow
 def test_hc1_covers_where_the_observed_information_does_not(tmp_path):
     observed, hc1 = study(), study(cov_type="HC1", checkpoint=tmp_path)
     slope = observed.fits.names.index("beta[x]")

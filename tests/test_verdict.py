@@ -218,6 +218,7 @@ def test_nan_gradient_at_the_start_is_named():
 # --- multi-start ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_symmetric_mixture_finds_the_global_maximum_with_eight_starts():
     x = mixture_data()
     best = quiet_fit(

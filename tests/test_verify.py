@@ -9,6 +9,7 @@ from jaxmle import cli
 from jaxmle.commands import verify
 
 
+@pytest.mark.slow
 def test_verify_passes_every_row(capsys):
     assert cli.main(["verify", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
