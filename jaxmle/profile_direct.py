@@ -9,7 +9,9 @@ since there the other parameters maximize ℓ with θᵢ held, and the profile c
 ℓ̂ − q/2. Newton's method solves these k equations in θ (the Jacobian has the gradient
 as row i and the Hessian's rows j ≠ i, all by autodiff; each step eliminates the other
 coordinates through their Hessian block, factorized as in the fit's Newton step, and row
-i then gives the step in θᵢ), started at the maximum of the
+i then gives the step in θᵢ), preceded by chord iterations (the same steps with the
+Hessian at θ̂, so one gradient per endpoint each, where Newton's take k Hessian-vector
+products) and started at the maximum of the
 quadratic approximation of ℓ at θ̂ on the Wald endpoint θᵢ = θ̂ᵢ ± √(q Σᵢᵢ), which is
 θ̂ ± √q Σ₍·ᵢ₎ / √Σᵢᵢ with Σ the inverse of the observed information. It runs in the
 unconstrained coordinates u (profiles are invariant under monotone reparameterization),
@@ -39,6 +41,10 @@ from .solvers.newton import newton_direction
 
 #: Newton iterations before an endpoint that has not settled is left to the root search
 MAX_NEWTON = 30
+#: chord iterations (the Hessian at θ̂ for every step: one gradient per endpoint each)
+#: before Newton's; they converge linearly, Newton's quadratically at k Hessian-vector
+#: products per endpoint each
+MAX_CHORD = 40
 
 
 class DirectEndpoints(NamedTuple):
@@ -82,9 +88,14 @@ def compiled_endpoints(problem: Problem):
         sd = jnp.sqrt(jnp.diag(cov))
         start = u_hat + (sign * jnp.sqrt(q) / sd[held])[:, None] * cov[held]
 
-        def newton(u, i, xi, s):
-            """The Newton correction at u, whether it is within tolerance, and the checks."""
-            value, grad, hess = value_grad_hess(u)
+        def newton(u, i, xi, s, chord=False):
+            """The Newton correction at u, whether it is within tolerance, and the checks;
+            with ``chord``, the Hessian at θ̂ stands in for the one at u."""
+            if chord:
+                value, grad = jax.value_and_grad(lambda v: logpost(v, fixed_leaves, data))(u)
+                hess = hess_hat
+            else:
+                value, grad, hess = value_grad_hess(u)
             row = jnp.arange(m) == i
             # the rows j != i, -hess_oo d_o = grad_o + hess_oi d_i, give d_o = a + c d_i;
             # then row i, grad . d = target - value, gives d_i
@@ -100,6 +111,21 @@ def compiled_endpoints(problem: Problem):
             finite = jnp.isfinite(value) & jnp.all(jnp.isfinite(delta))
             return value, u + delta, settled & finite, checks, finite
 
+        def chord_cond(c):
+            return (c[2] < MAX_CHORD) & ~jnp.all(c[1])
+
+        def chord_body(c):
+            u, done, it = c
+            _, moved, settled, _, finite = jax.vmap(functools.partial(newton, chord=True))(u, held, x_index, sign)
+            return jnp.where((~done & finite)[:, None], moved, u), done | settled | ~finite, it + 1
+
+        lanes_n = held.shape[0]
+        chord_u, chord_done, _ = jax.lax.while_loop(
+            chord_cond, chord_body, (start, ~jnp.all(jnp.isfinite(start), axis=1), jnp.int32(0))
+        )
+        # Newton's iterations verify (and finish) what the chord iterations settled, and start
+        # again from the quadratic approximation's point where they did not
+        start = jnp.where((chord_done & jnp.all(jnp.isfinite(chord_u), axis=1))[:, None], chord_u, start)
         lanes = jax.vmap(newton)
 
         def cond(s: _State):
@@ -118,7 +144,6 @@ def compiled_endpoints(problem: Problem):
                 it=s.it + 1,
             )
 
-        lanes_n = held.shape[0]
         init = _State(
             u=start,
             done=~jnp.all(jnp.isfinite(start), axis=1),
