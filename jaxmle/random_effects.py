@@ -44,9 +44,12 @@ import numpy as np
 from . import _precision, inner_hessian, quadrature
 from .status import Status
 
-#: the inner Newton's iteration cap and decrement tolerance (relative to 1 + |f|)
+#: the inner Newton's iteration cap and decrement tolerance (relative to 1 + |f|); in a
+#: lower precision at least INNER_TOL_EPS machine epsilons, since the decrement cannot
+#: settle below round-off (float32: 3.8e-6; float64 keeps INNER_TOL)
 INNER_MAX_ITER = 100
 INNER_TOL = 1e-14
+INNER_TOL_EPS = 32
 #: the smallest fraction of a Newton step the halving tries
 HALVING_FLOOR = 1e-10
 #: a trial point within this of the current value (relative to 1 + |f|) is no worse: near
@@ -241,8 +244,10 @@ def inner_solve(joint, outer, data, re: RandomEffects, dtype, start=None):
 
     Deliberately lean (one Cholesky per step, values only in the halving), since the
     marginal's program holds a copy of it wherever the outer solver evaluates the marginal.
-    Converged when the Newton decrement gᵀH⁻¹g falls below ``INNER_TOL·(1 + |f|)`` at a
+    Converged when the Newton decrement gᵀH⁻¹g falls below ``tol·(1 + |f|)`` (``tol``:
+    ``INNER_TOL``, or ``INNER_TOL_EPS`` epsilons of ``dtype`` if more) at a
     positive definite −∇²_uu f; the Newton step computed there is taken too."""
+    tol = max(INNER_TOL, INNER_TOL_EPS * float(jnp.finfo(dtype).eps))
 
     def f(u):
         return joint(outer, u, data)
@@ -258,7 +263,7 @@ def inner_solve(joint, outer, data, re: RandomEffects, dtype, start=None):
 
     def body(c):
         value, step, decrement, pd = newton_step(c.u)
-        done = pd & (decrement <= INNER_TOL * (1.0 + jnp.abs(value)))
+        done = pd & (decrement <= tol * (1.0 + jnp.abs(value)))
 
         def halve(h):
             return h[0] * 0.5, f(c.u + h[0] * 0.5 * step)

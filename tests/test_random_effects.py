@@ -134,6 +134,20 @@ def test_a_warm_started_marginal_equals_the_cold_one():
         assert np.all(np.abs(np.asarray(u_hat - near)) > 1e-4)  # the start was not already the answer
 
 
+def test_the_inner_solve_settles_in_float32():
+    # the decrement cannot fall below float32's round-off: a float64 tolerance made one of
+    # these nine marginals NaN (an inner solve that never converged)
+    d, marginal = small_logistic_glmm()
+    marginal = jax.jit(marginal)
+    d32 = {k: jnp.asarray(v, jnp.float32) if np.asarray(v).dtype.kind == "f" else jnp.asarray(v) for k, v in d.items()}
+    for t in np.linspace(-1.0, 1.0, 9):
+        value32 = marginal({"b": jnp.array([0.2 + t, 0.9], jnp.float32), "log_t": jnp.float32(0.1 + t)}, d32)
+        with jax.enable_x64(True):
+            value64 = marginal({"b": jnp.array([0.2 + t, 0.9]), "log_t": jnp.float64(0.1 + t)}, d)
+        assert np.isfinite(value32), t
+        np.testing.assert_allclose(value32, value64, rtol=1e-5)
+
+
 def test_conditionally_independent_groups_are_found_and_integrate_block_by_block():
     d, groups = small_lmm()
     init = {"b0": 0.0, "b1": 0.0, "log_s": 0.0, "log_t": 0.0, "u": np.zeros(groups)}

@@ -38,6 +38,10 @@ batches of cheap fits (workload C converges in about three iterations, so the re
 trip was a quarter of its trips) but not where the Hessian is costly to compile (a
 Laplace marginal). Derivatives at the start that are not finite still go through the
 refresh, which names them.
+
+An objective that runs an iteration of its own (a Laplace marginal's inner solve) can be
+given ``warm``: each trial then starts that iteration where the current point's ended,
+carried in the state; the value, and so every test above, is the same as from a cold start.
 """
 
 from __future__ import annotations
