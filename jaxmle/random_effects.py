@@ -319,9 +319,6 @@ def _make_marginal(loglik, re: RandomEffects):
         mixed = jax.jvp(lambda o: jax.grad(joint, argnums=1)(o, u, data), (outer,), (d_outer,))[1]
         return u, inner_hessian.solve(neg_h, mixed, re)
 
-    def mode(outer, data):
-        return at_mode(outer, data, solved(outer, data))
-
     def warm(outer, data, start):
         """(the marginal at ``outer``, û there): the inner solve started at ``start``, the
         û of a nearby point (an outer solver's last), which saves most of its steps. û is
@@ -343,7 +340,6 @@ def _make_marginal(loglik, re: RandomEffects):
     marginal.__name__ = marginal.__qualname__ = (
         f"{getattr(loglik, '__name__', 'loglik')} ({method} over {', '.join(re.keys)})"
     )
-    marginal.mode = mode
     marginal.at_mode = at_mode
     marginal.warm = warm
     marginal.joint = joint
