@@ -45,7 +45,7 @@ def check_constraints(constraints: dict) -> None:
     for name, c in constraints.items():
         if isinstance(c, dict):
             for index, part in c.items():
-                if not (isinstance(part, Constraint) and type(part) is Constraint):
+                if type(part) is not Constraint:  # element-wise: not simplex, ordered or per-element
                     raise ValueError(
                         f"constraints[{name!r}][{index!r}] must be an element-wise jaxmle constraint such as "
                         f"jm.positive (not simplex or ordered), got {part!r}"
