@@ -246,12 +246,9 @@ class Problem:
         z = space.x_leaves_to_z(x_leaves)
 
         at_kink_z = (l1_weight > 0) & (result.u == l1_centre)
-        if warm is not None and isinstance(result.state, solvers.TrustState):  # from the solver's last û
-            logpost_z = logpost_in(self, "z", warm=True)
-            start = result.state.start
-            logpost_smooth, grad, hessian, _ = value_grad_hessian(
-                lambda z: logpost_z(z, start, fixed_leaves, data), z, has_aux=True
-            )
+        if warm is not None and isinstance(result.state, solvers.TrustState):  # the solver's last derivatives
+            g_u, H_u = solvers.derivatives_at_end(result.state)
+            logpost_smooth, grad, hessian = _in_z(space, z, result.u, result.f, g_u, H_u)
         else:
             logpost_z = logpost_in(self, "z")
             logpost_smooth, grad, hessian = value_grad_hessian(lambda z: logpost_z(z, fixed_leaves, data), z)
@@ -285,6 +282,20 @@ class Problem:
             jacobian=jacobian,
             at_kink_z=at_kink_z,
         )
+
+
+def _in_z(space: ParameterSpace, z, u, f, g_u, H_u):
+    """(value, gradient, Hessian) of the smooth log-posterior in the inference coordinates
+    ``z``, from the objective's (its negative's) value ``f``, gradient ``g_u`` and Hessian
+    ``H_u`` in ``u`` at the same point, by the chain rule through u(z): the derivatives of
+    the objective's second-order Taylor expansion composed with u(z) are exact at ``z``."""
+
+    def taylor(c):
+        d = space.x_leaves_to_u(space.z_to_x_leaves(c)) - u
+        return -(f + jnp.dot(g_u, d) + 0.5 * jnp.dot(d, H_u @ d))
+
+    _, grad, hessian = value_grad_hessian(taylor, z)
+    return -f, grad, hessian
 
 
 #: XLA CPU options for one-off fits on small data, where compiling dominates the run time

@@ -34,7 +34,13 @@ A fit that ends with LINE_SEARCH_FAILED (no step improves) is probed the same wa
 the whole way it travelled from its start: with more coefficients than observations a
 separated logistic regression ends on a plateau where the log-likelihood is within
 round-off of its supremum 0 and every Newton model is flat, yet the log-likelihood still
-grows along the ray from the start.
+grows along the ray from the start. All probes of an iteration are evaluated in one loop,
+so that the program holds the objective at one probe site.
+
+A strategy whose state the caller reuses at the end (the trust region's derivatives, for
+the inference of a Laplace marginal, whose Hessian is costly to compile twice) gives
+``refresh_at_end``: every fit that stops then takes one more trip, a refresh at the point
+it returns, so that the final state holds the derivatives there.
 """
 
 from __future__ import annotations
@@ -80,6 +86,9 @@ class Step(NamedTuple):
 class Strategy(NamedTuple):
     init: Callable
     step: Callable
+    #: ``inner -> inner`` marked so that the next step only refreshes at the current point;
+    #: None: no refresh at the end (see the module's docstring)
+    refresh_at_end: Callable | None = None
 
 
 class SolverResult(NamedTuple):
@@ -99,6 +108,7 @@ class _State(NamedTuple):
     last_step: jax.Array
     runaway: jax.Array
     inner: Any
+    closing: jax.Array  # bool: stopped, the refresh at the end still to take
 
 
 def run(
@@ -122,24 +132,30 @@ def run(
         last_step=jnp.zeros_like(u0),
         runaway=jnp.int32(0),
         inner=inner0,
+        closing=jnp.bool_(False),
     )
+    origin = u0 if origin is None else origin
 
     def cond(s):
-        return ~s.done & (s.it < max_iter)
+        return (~s.done & (s.it < max_iter)) | s.closing
 
     def body(s):
-        r = strategy.step(s.u, s.f, s.inner, ~s.done)
+        r = strategy.step(s.u, s.f, s.inner, ~s.done | s.closing)
         step = r.u - s.u
         finite = jnp.isfinite(r.f) & jnp.all(jnp.isfinite(r.u))
         steady = r.full_step & _steady(step, s.last_step, r.u, s.u)
         runaway = jnp.where(r.refreshed, s.runaway, jnp.where(steady, s.runaway + 1, 0))
         threshold = jnp.where(r.converged, CONVERGED_BOUNDARY_U, BOUNDARY_U)
         outward = _outward(r.u, ends, threshold)
-        suspect = runaway >= RUNAWAY_ITERATIONS
+        # no step could improve: a flat, far-out point (separation in more coefficients than
+        # observations) looks the same as a stall; probe along the whole way travelled
+        stuck = finite & ~s.done & (r.failed == Status.LINE_SEARCH_FAILED)
+        along = ~s.done & ((runaway >= RUNAWAY_ITERATIONS) | stuck)
+        ray = jnp.where(stuck, r.u - origin, step)
         near = finite & ~s.done & jnp.any(outward != 0)
         ran_off, far_u, far_f, ran_off_status, at_boundary, unbounded = at_most_once(
-            suspect | near,
-            lambda: _probe_verdict(objective, r.u, step, r.f, suspect, near, outward, ends),
+            along | near,
+            lambda: _probe_verdict(objective, r.u, ray, r.f, along, near, outward, ends),
             (False, r.u, r.f, jnp.int32(Status.NO_FINITE_MAXIMUM), False, False),
         )
         no_maximum = (ran_off & (ran_off_status == Status.NO_FINITE_MAXIMUM)) | unbounded
@@ -151,35 +167,30 @@ def run(
         ).astype(jnp.int32)
         done = ~finite | no_maximum | boundary | (r.failed != Status.CONVERGED) | r.converged
         keep = ~finite  # leave the last finite point in place
-        u_new = jnp.where(keep, s.u, jnp.where(ran_off, far_u, r.u))  # a run-off ends at its farthest probe
-        return _State(
-            u=u_new,
+        inner = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), s.inner, r.inner)
+        closing = jnp.bool_(False)
+        if strategy.refresh_at_end is not None:
+            closing = done
+            inner = jax.tree_util.tree_map(lambda a, b: jnp.where(done, a, b), strategy.refresh_at_end(inner), inner)
+        stepped = _State(
+            u=jnp.where(keep, s.u, jnp.where(ran_off, far_u, r.u)),  # a run-off ends at its farthest probe
             f=jnp.where(keep, s.f, jnp.where(ran_off, far_f, r.f)),
             it=s.it + jnp.where(r.refreshed, 0, 1),
             status=status,
             done=done,
             last_step=jnp.where(r.refreshed, s.last_step, step),
             runaway=runaway,
-            inner=jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), s.inner, r.inner),
+            inner=inner,
+            closing=closing,
         )
+        if strategy.refresh_at_end is None:
+            return stepped
+        # the refresh at the end: only the state (and a finite value there) is taken
+        refreshed = s._replace(f=jnp.where(jnp.isfinite(r.f), r.f, s.f), inner=r.inner, closing=jnp.bool_(False))
+        return jax.tree_util.tree_map(lambda a, b: jnp.where(s.closing, a, b), refreshed, stepped)
 
     final = lax.while_loop(cond, body, state)
-    # no step could improve: a flat, far-out point (separation in more coefficients than
-    # observations) looks the same as a stall; probe along the whole way travelled
-    stuck = final.status == Status.LINE_SEARCH_FAILED
-    travelled = final.u - (u0 if origin is None else origin)
-    ran_off, far_u, far_f, ran_off_status = at_most_once(
-        stuck,
-        lambda: _run_off(objective, final.u, travelled, final.f, stuck, ends),
-        (False, final.u, final.f, jnp.int32(Status.NO_FINITE_MAXIMUM)),
-    )
-    return SolverResult(
-        jnp.where(ran_off, far_u, final.u),
-        jnp.where(ran_off, far_f, final.f),
-        final.it,
-        jnp.where(ran_off, ran_off_status, final.status).astype(jnp.int32),
-        final.inner,
-    )
+    return SolverResult(final.u, final.f, final.it, final.status, final.inner)
 
 
 def _steady(step, last_step, u_new, u_old):
@@ -188,9 +199,10 @@ def _steady(step, last_step, u_new, u_old):
     return (cos > 0.9) & (norm >= 0.5 * last) & (jnp.linalg.norm(u_new) > jnp.linalg.norm(u_old))
 
 
-def _run_off(objective, u, step, f, active, ends: Ends):
-    """(confirmed, far_u, far_f, status) for a run-off along ``step`` from ``u``: the
-    farthest probe, the objective there, and what the run-off means.
+def _run_off(u, step, f, values, active, ends: Ends):
+    """(confirmed, far_u, far_f, status) for a run-off along ``step`` from ``u``, given the
+    objective ``values`` at ``_ray(u, step)``: the farthest probe, the objective there, and
+    what the run-off means.
 
     Confirmed when ``active`` and the objective, probed far along the ray, is lower than
     ``f`` at the first probe and never higher at a farther one (within round-off): it
@@ -198,9 +210,7 @@ def _run_off(objective, u, step, f, active, ends: Ends):
     AT_BOUNDARY when every coordinate the ray moves heads for a finite limit of its
     constraint and the gain from the first to the second probe is smaller than the gain
     up to the first (the objective levels off at the limit), else NO_FINITE_MAXIMUM."""
-    direction = step / jnp.maximum(jnp.linalg.norm(step), jnp.finfo(step.dtype).tiny)
-    distances = (1.0 + jnp.linalg.norm(u)) * jnp.asarray(PROBE_SCALES, u.dtype)
-    values = probe(objective, u, direction, distances, active)
+    direction, points = _ray(u, step)
     roundoff = _roundoff(values)
     improving = jnp.all(values[1:] <= values[:-1] + roundoff[:-1])
     confirmed = active & jnp.all(jnp.isfinite(values)) & (values[0] < f) & improving & jnp.any(step != 0)
@@ -209,14 +219,33 @@ def _run_off(objective, u, step, f, active, ends: Ends):
     toward_limits = jnp.all(~moves | limited)
     grows = (values[0] - values[1]) >= 0.5 * (f - values[0])
     status = jnp.where(toward_limits & ~grows, Status.AT_BOUNDARY, Status.NO_FINITE_MAXIMUM).astype(jnp.int32)
-    return confirmed, u + distances[-1] * direction, values[-1], status
+    return confirmed, points[-1], values[-1], status
 
 
-def _probe_verdict(objective, u, step, f, suspect, near, outward, ends: Ends):
-    """The run-off probes along ``step`` (where ``suspect``), then, where no run-off was
-    confirmed, the boundary probes along ``outward`` (where ``near``)."""
-    ran_off, far_u, far_f, status = _run_off(objective, u, step, f, suspect, ends)
-    at_boundary, unbounded = _boundary(objective, u, f, outward, near & ~ran_off)
+def _ray(u, step):
+    """(unit direction, probe points): ``u`` plus the direction of ``step`` times
+    ``PROBE_SCALES`` of the current scale 1 + |u|."""
+    direction = step / jnp.maximum(jnp.linalg.norm(step), jnp.finfo(step.dtype).tiny)
+    distances = (1.0 + jnp.linalg.norm(u)) * jnp.asarray(PROBE_SCALES, u.dtype)
+    return direction, u + distances[:, None] * direction
+
+
+def _outward_points(u, outward):
+    """The boundary probes: ``u`` plus ``BOUNDARY_STEPS`` along ``outward``."""
+    direction = outward / jnp.maximum(jnp.linalg.norm(outward), 1.0)
+    return u + jnp.asarray(BOUNDARY_STEPS, u.dtype)[:, None] * direction
+
+
+def _probe_verdict(objective, u, ray, f, along, near, outward, ends: Ends):
+    """The run-off verdict along ``ray`` (where ``along``), then, where no run-off was
+    confirmed, the boundary verdict along ``outward`` (where ``near``), from one loop of
+    probes."""
+    n_ray = len(PROBE_SCALES)
+    points = jnp.concatenate([_ray(u, ray)[1], _outward_points(u, outward)])
+    wanted = jnp.concatenate([jnp.full(n_ray, along), jnp.full(len(BOUNDARY_STEPS), near)])
+    values = probe(objective, points, wanted)
+    ran_off, far_u, far_f, status = _run_off(u, ray, f, values[:n_ray], along, ends)
+    at_boundary, unbounded = _boundary(f, values[n_ray:], near & ~ran_off)
     return ran_off, far_u, far_f, status, at_boundary, unbounded
 
 
@@ -226,12 +255,10 @@ def _outward(u, ends: Ends, threshold):
     return jnp.where(ends.lower & (u <= -threshold), -1.0, jnp.where(ends.upper & (u >= threshold), 1.0, 0.0))
 
 
-def _boundary(objective, u, f, outward, active):
-    """(at_boundary, unbounded) for the coordinates of ``u`` that lie towards a finite limit
-    (``outward``): probed further out, the objective is no worse (the supremum is on the
+def _boundary(f, values, active):
+    """(at_boundary, unbounded) from the objective ``values`` at the boundary probes
+    (``_outward_points``): further out, the objective is no worse (the supremum is on the
     boundary), and its gain does not shrink from one probe to the next (unbounded)."""
-    direction = outward / jnp.maximum(jnp.linalg.norm(outward), 1.0)
-    values = probe(objective, u, direction, jnp.asarray(BOUNDARY_STEPS, u.dtype), active)
     gain = f - values[0]
     at_boundary = active & jnp.isfinite(values[0]) & (gain >= -_roundoff(f))
     unbounded = at_boundary & (gain > _roundoff(f)) & (values[0] - values[1] >= 0.5 * gain)
@@ -251,17 +278,20 @@ def at_most_once(pred, compute, otherwise):
     return lax.while_loop(lambda c: c[0], lambda c: (jnp.bool_(False), compute()), (pred, otherwise))[1]
 
 
-def probe(objective, u, direction, distances, active):
-    """The objective at ``u + d * direction`` for each distance d (NaN where not active).
+def probe(objective, points, wanted):
+    """The objective at each row of ``points`` where ``wanted`` (NaN elsewhere).
 
-    The probes run in a loop whose trip count is zero for inactive fits, so under ``vmap``
-    (where a ``cond`` would evaluate both branches for every fit) they cost nothing until
-    some fit needs them."""
-    trips = jnp.where(active, distances.shape[0], 0)
+    The wanted points are evaluated first, in a loop of as many trips as there are of
+    them, so under ``vmap`` (where a ``cond`` would evaluate both branches for every fit)
+    the probes cost nothing until some fit needs them, and then as many evaluations as
+    the fit that wants the most."""
+    order = jnp.argsort(~wanted, stable=True)
+    trips = jnp.sum(wanted)
 
     def body(carry):
         i, values = carry
-        return i + 1, values.at[i].set(objective(u + distances[i] * direction))
+        j = order[i]
+        return i + 1, values.at[j].set(objective(points[j]))
 
-    init = (0, jnp.full(distances.shape, jnp.nan, u.dtype))
+    init = (0, jnp.full(points.shape[:1], jnp.nan, points.dtype))
     return lax.while_loop(lambda c: c[0] < trips, body, init)[1]

@@ -42,6 +42,9 @@ refresh, which names them.
 An objective that runs an iteration of its own (a Laplace marginal's inner solve) can be
 given ``warm``: each trial then starts that iteration where the current point's ended,
 carried in the state; the value, and so every test above, is the same as from a cold start.
+Such an objective's Hessian is costly to compile, so the caller takes the inference from
+the final state: every fit ends with a refresh at the point returned (``refresh_at_end``),
+and ``derivatives_at_end`` recovers the gradient and Hessian there from the model.
 """
 
 from __future__ import annotations
@@ -301,4 +304,16 @@ def trust_region_newton(objective, tol: float, eager_start: bool = False, warm: 
             refreshed=~fresh,
         )
 
-    return Strategy(init, step)
+    if warm is None:
+        return Strategy(init, step)
+    return Strategy(init, step, lambda state: state._replace(fresh=jnp.bool_(False)))
+
+
+def derivatives_at_end(state: TrustState):
+    """(gradient, Hessian) of the objective at the point a fit with ``refresh_at_end``
+    returned, from its final model (NaN where they were not finite or never taken)."""
+    m = state.model
+    valid = state.fresh & m.finite
+    g = jnp.where(valid, m.b / m.scale, jnp.nan)
+    H = jnp.where(valid, m.A / (m.scale[:, None] * m.scale[None, :]), jnp.nan)
+    return g, H
