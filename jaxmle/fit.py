@@ -266,7 +266,7 @@ def fit(
         raw = raw._replace(**dict(zip(("loglik", "logpost"), float64_loglik(prep, raw.x, data))))
     result = to_result(raw, prep, nobs, cov_type=cov_type, model=model)
     if random_effects.is_marginal(prep.problem.loglik):
-        attach_random_effects(result)
+        attach_random_effects(result, raw.modes)
     report_verdict(result, throw, stacklevel=3)
     return result
 
@@ -282,14 +282,15 @@ def report_verdict(result: FitResult, throw: bool, stacklevel: int) -> None:
         warnings.warn(text, FitWarning, stacklevel=stacklevel)
 
 
-def attach_random_effects(result: FitResult) -> None:
+def attach_random_effects(result: FitResult, modes=None) -> None:
     """Add the conditional modes of the random effects and their prediction SEs to the
-    ``params`` and ``se`` of a fit of a Laplace marginal (``jaxmle.random_effects``)."""
+    ``params`` and ``se`` of a fit of a Laplace marginal (``jaxmle.random_effects``);
+    ``modes``: û as the fit found it, if it did."""
     prep = result._prep
     marginal = prep.problem.loglik
     with _precision.context(prep.dtype):
         prediction = random_effects.predict(
-            marginal, result._space, result._x, prep.fixed_leaves, prep.data, result.cov, prep.dtype
+            marginal, result._space, result._x, prep.fixed_leaves, prep.data, result.cov, prep.dtype, modes
         )
     result.params = {**result.params, **prediction.modes}
     result.se = {**result.se, **prediction.se}

@@ -69,6 +69,8 @@ class RawFit(NamedTuple):
     information_z: jax.Array  # -∇² smooth logpost in z coordinates
     jacobian: jax.Array | None  # ∂x/∂z, None when it is the identity
     at_kink_z: jax.Array
+    #: a Laplace marginal's û at the estimate (NaN where its inner solve failed), else None
+    modes: jax.Array | None = None
 
 
 def has_l1(priors) -> bool:
@@ -249,9 +251,11 @@ class Problem:
         if warm is not None and isinstance(result.state, solvers.TrustState):  # the solver's last derivatives
             g_u, H_u = solvers.derivatives_at_end(result.state)
             logpost_smooth, grad, hessian = _in_z(space, z, result.u, result.f, g_u, H_u)
+            modes = jnp.where(result.state.fresh, result.state.start, jnp.nan)
         else:
             logpost_z = logpost_in(self, "z")
             logpost_smooth, grad, hessian = value_grad_hessian(lambda z: logpost_z(z, fixed_leaves, data), z)
+            modes = None
         jacobian = None
         if not all(leaf.constraint.same_dimension for leaf in space.free):
             jacobian = jax.jacobian(lambda z: space.flat_x(space.z_to_x_leaves(z)))(z)
@@ -281,6 +285,7 @@ class Problem:
             information_z=-hessian,
             jacobian=jacobian,
             at_kink_z=at_kink_z,
+            modes=modes,
         )
 
 
@@ -339,7 +344,7 @@ def batched_solve(problem: Problem) -> Callable[..., tuple[RawFit, Inference]]:
     solve = jax.vmap(functools.partial(problem.solve, eager_start=eager_start), in_axes=(0, None, 0, None))
 
     def solve_and_infer(u0, fixed_leaves, data, max_iter):
-        raw = solve(u0, fixed_leaves, data, max_iter)
+        raw = solve(u0, fixed_leaves, data, max_iter)._replace(modes=None)  # not kept per replicate
         return raw, observed_inference(raw.information_z, raw.jacobian, raw.at_kink_z, xp=jnp, grad_z=raw.grad_z)
 
     return short_sums_on_cpu(solve_and_infer)

@@ -357,13 +357,20 @@ class Prediction:
     notes: list
 
 
-def predict(marginal, space, x, fixed_leaves, data, cov, dtype) -> Prediction:
+def predict(marginal, space, x, fixed_leaves, data, cov, dtype, modes=None) -> Prediction:
     """Conditional modes and prediction SEs at the outer estimate ``x`` (the free
-    parameters, flat, in the user's parameterization), whose covariance is ``cov``."""
+    parameters, flat, in the user's parameterization), whose covariance is ``cov``.
+    ``modes``: û at ``x`` where the fit found it (an inner solve verified it); else, or
+    where it is not finite, the inner problem is solved again here, which names why it
+    fails."""
     re = marginal.random_effects
     free = space.x_flat_to_leaves(jnp.asarray(x, dtype))
-    u, status, neg_hessian, J = (np.asarray(a) for a in _at_estimate(marginal, space, free, fixed_leaves, data))
-    status = Status(int(status))
+    if modes is not None and np.all(np.isfinite(modes)):
+        neg_hessian, J = (np.asarray(a) for a in _at_mode(marginal, space, free, fixed_leaves, data, modes))
+        u, status = np.asarray(modes), Status.CONVERGED
+    else:
+        u, status, neg_hessian, J = (np.asarray(a) for a in _at_estimate(marginal, space, free, fixed_leaves, data))
+        status = Status(int(status))
     eig_min = inner_hessian.smallest_eigenvalue(neg_hessian)
     if status != Status.CONVERGED or not eig_min > 0:
         note = (
@@ -377,18 +384,26 @@ def predict(marginal, space, x, fixed_leaves, data, cov, dtype) -> Prediction:
     return Prediction(re.unravel(u), re.unravel(se), status, [])
 
 
-@partial(jax.jit, static_argnums=(0, 1))
-def _at_estimate(marginal, space, free, fixed_leaves, data):
-    """(û, inner status, −∇²_uu f at û, dû/dx over the free parameters), compiled once
-    per model."""
+def _neg_hessian_and_jacobian(marginal, space, free, fixed_leaves, data, u):
+    """(−∇²_uu f at the mode ``u``, dû/dx over the free parameters)."""
     joint, re = marginal.joint, marginal.random_effects
-    q = re.size
     outer = space.assemble(free, fixed_leaves)
-    dtype = jnp.result_type(*free)
-    u, status = inner_solve(joint, outer, data, re, dtype)
     neg_hessian = inner_hessian.neg_hessian(partial(joint, outer, data=data), u, re)
     J = jax.jacfwd(lambda fr: marginal.at_mode(space.assemble(fr, fixed_leaves), data, u))(free)
-    return u, status, neg_hessian, jnp.concatenate([j.reshape(q, -1) for j in J], axis=1)
+    return neg_hessian, jnp.concatenate([j.reshape(re.size, -1) for j in J], axis=1)
+
+
+#: ``_neg_hessian_and_jacobian``, compiled once per model
+_at_mode = jax.jit(_neg_hessian_and_jacobian, static_argnums=(0, 1))
+
+
+@partial(jax.jit, static_argnums=(0, 1))
+def _at_estimate(marginal, space, free, fixed_leaves, data):
+    """(û by an inner solve from u = 0, its status, and ``_neg_hessian_and_jacobian``
+    there), compiled once per model."""
+    outer = space.assemble(free, fixed_leaves)
+    u, status = inner_solve(marginal.joint, outer, data, marginal.random_effects, jnp.result_type(*free))
+    return (u, status, *_neg_hessian_and_jacobian(marginal, space, free, fixed_leaves, data, u))
 
 
 __all__ = ["RandomEffects", "split", "marginal_loglik", "predict", "Prediction"]

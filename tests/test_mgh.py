@@ -142,6 +142,20 @@ def test_no_convergence_where_the_hessian_is_clearly_indefinite():
     assert abs(float(r.u[1])) == pytest.approx(np.sqrt(0.5), rel=1e-6)
 
 
+def test_a_start_that_is_not_finite_is_named_by_the_first_refresh():
+    # the trust region leaves the value at the start to its first step (no value site at
+    # the start in the program): a start where the objective is NaN still ends NONFINITE_START
+    def objective(u):
+        return jnp.where(u[0] > 0, jnp.nan, jnp.sum((u + 1.0) ** 2))
+
+    solve = jax.jit(lambda u: driver.run(trust_region_newton(objective, 1e-14), objective, u, 100))
+    bad, good = solve(jnp.array([0.5, 0.0])), solve(jnp.array([-0.5, 0.0]))
+    assert int(bad.status) == Status.NONFINITE_START and np.isnan(float(bad.f)) and int(bad.n_iter) == 0
+    np.testing.assert_allclose(bad.u, [0.5, 0.0])
+    assert int(good.status) == Status.CONVERGED
+    np.testing.assert_allclose(good.u, [-1.0, -1.0])
+
+
 def test_batched_fits_match_single_fits():
     starts = np.array([[-1.2, 1.0], [0.0, 0.0], [2.0, 2.0], [1.0, 1.0]])
 

@@ -15,6 +15,8 @@ from jax.scipy.stats import multivariate_normal, norm
 
 import jaxmle as jm
 from jaxmle import random_effects
+from jaxmle.problem import compiled_solve, logpost_in
+from jaxmle.solvers.derivatives import value_grad_hessian
 from jaxmle.status import Status
 
 REFERENCE = Path(__file__).parent / "reference"
@@ -132,6 +134,36 @@ def test_a_warm_started_marginal_equals_the_cold_one():
         u_hat = marginal.warm(outer(theta), d, near)[1]
         np.testing.assert_allclose(u_hat, marginal.warm(outer(theta), d, None)[1], rtol=1e-10, atol=1e-12)
         assert np.all(np.abs(np.asarray(u_hat - near)) > 1e-4)  # the start was not already the answer
+
+
+def test_a_fit_takes_its_inference_and_modes_from_the_solvers_last_evaluation():
+    # the information and gradient come from the trust region's final model, moved to the
+    # inference coordinates by the chain rule through sd = exp(u), and the modes from its
+    # last inner solve: as a direct evaluation at the estimate and a cold inner solve give them
+    d, _ = small_logistic_glmm()
+    groups = int(d["g"].max()) + 1
+
+    def joint(p, d):
+        eta = p["b"][0] + p["b"][1] * d["x"] + p["u"][d["g"]]
+        return (d["y"] * eta - jnp.logaddexp(0.0, eta)).sum() + norm.logpdf(p["u"], 0.0, p["sd"]).sum()
+
+    init = {"b": np.zeros(2), "sd": 1.0, "u": np.zeros(groups)}
+    res = quiet_fit(joint, init, d, constraints={"sd": jm.positive}, random=["u"])
+    assert res.converged
+    prep = res._prep
+    problem, space = prep.problem, prep.problem.space
+    with jax.enable_x64(True):
+        raw = compiled_solve(problem)(jnp.asarray(prep.u0), prep.fixed_leaves, prep.data)
+        z = space.x_leaves_to_z(space.x_flat_to_leaves(jnp.asarray(raw.x)))
+        logpost_z = logpost_in(problem, "z")
+        value, grad, hessian = value_grad_hessian(lambda c: logpost_z(c, prep.fixed_leaves, prep.data), z)
+        cold = random_effects.predict(problem.loglik, space, res._x, prep.fixed_leaves, prep.data, res.cov, np.float64)
+    np.testing.assert_allclose(raw.information_z, -np.asarray(hessian), rtol=1e-9)
+    np.testing.assert_allclose(raw.grad_z, grad, atol=1e-9)
+    assert float(raw.loglik) == pytest.approx(float(value), rel=1e-13)
+    np.testing.assert_allclose(raw.modes, cold.modes["u"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(res.params["u"], cold.modes["u"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(res.se["u"], cold.se["u"], rtol=1e-10)
 
 
 def test_the_inner_solve_settles_in_float32():

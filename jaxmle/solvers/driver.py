@@ -1,6 +1,9 @@
 """The one iteration driver: a single ``lax.while_loop`` with a per-fit status.
 
 A strategy supplies ``init(u) -> (f, inner)`` and ``step(u, f, inner, active) -> Step``;
+``init`` may leave the value at the start to its first step, a refresh (f = None: one
+evaluation of the objective fewer in the program), which then reports a start that is not
+finite.
 the driver owns everything else: the iteration cap, non-finite detection and the run-off
 detector, so every solver reports failures the same way and stops within ``max_iter``.
 A step may only refresh the strategy's state at the current point (Newton's derivatives
@@ -122,7 +125,10 @@ def run(
         none = jnp.zeros(u0.shape, bool)
         ends = Ends(none, none)
     f0, inner0 = strategy.init(u0)
-    start_ok = jnp.isfinite(f0)
+    if f0 is None:  # taken by the first step
+        f0, start_ok = jnp.full((), jnp.nan, u0.dtype), jnp.bool_(True)
+    else:
+        start_ok = jnp.isfinite(f0)
     state = _State(
         u=u0,
         f=f0,
@@ -160,9 +166,10 @@ def run(
         )
         no_maximum = (ran_off & (ran_off_status == Status.NO_FINITE_MAXIMUM)) | unbounded
         boundary = (ran_off & (ran_off_status == Status.AT_BOUNDARY)) | (at_boundary & ~unbounded)
+        nonfinite = jnp.where(r.refreshed & (s.it == 0), Status.NONFINITE_START, Status.NONFINITE)
         status = jnp.select(
             [~finite, no_maximum, boundary, r.failed != Status.CONVERGED, r.converged],
-            [Status.NONFINITE, Status.NO_FINITE_MAXIMUM, Status.AT_BOUNDARY, r.failed, Status.CONVERGED],
+            [nonfinite, Status.NO_FINITE_MAXIMUM, Status.AT_BOUNDARY, r.failed, Status.CONVERGED],
             Status.MAX_ITER,
         ).astype(jnp.int32)
         done = ~finite | no_maximum | boundary | (r.failed != Status.CONVERGED) | r.converged

@@ -31,8 +31,9 @@ rejected trial counts as an iteration and keeps the derivatives at the current p
 trial whose value is finite but whose derivatives are not is rejected like a poor one;
 at the start, where there is nothing to fall back on, it ends the fit with
 NONFINITE_GRADIENT.
-The first call only takes the derivatives at the start (a refresh, not an iteration),
-so that the program holds one traced Hessian. With ``eager_start`` they are taken before
+The first call only takes the value and derivatives at the start (a refresh, not an
+iteration), so that the program holds one traced Hessian and no value at the start
+(``init`` leaves it to the refresh). With ``eager_start`` they are taken before
 the loop instead: one trip of the loop fewer for a second traced Hessian, which pays in
 batches of cheap fits (workload C converges in about three iterations, so the refresh
 trip was a quarter of its trips) but not where the Hessian is costly to compile (a
@@ -242,8 +243,7 @@ def trust_region_newton(objective, tol: float, eager_start: bool = False, warm: 
         zero = jnp.zeros((), u.dtype)
         eye, ones, zeros = jnp.eye(k, dtype=u.dtype), jnp.ones_like(u), jnp.zeros_like(u)
         model = Model(ones, eye, zeros, zeros, zero, jnp.bool_(False), jnp.bool_(True))
-        f, first = (objective(u), None) if warm is None else warm.fn(u, first)
-        return f, TrustState(model, zero, jnp.bool_(False), first)
+        return None, TrustState(model, zero, jnp.bool_(False), first)
 
     def step(u, f, state, active):
         m, radius, fresh, start = state
