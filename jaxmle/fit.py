@@ -13,7 +13,6 @@ from . import _precision, covariance, models, multistart, random_effects, valida
 from .inference import Inference, observed_inference
 from .parameters import ParameterSpace
 from .problem import (
-    QUICK_COMPILE_MAX_ELEMENTS,
     Problem,
     RawFit,
     compiled_loglik,
@@ -24,6 +23,7 @@ from .problem import (
 )
 from .results import FitResult
 from .status import Status, converged
+from .xla_options import QUICK_COMPILE_MAX_ELEMENTS
 
 __all__ = ["fit", "FitError", "FitWarning"]
 
@@ -104,10 +104,11 @@ def prepare(
 
 def check_at_start(prep: Prepared, data_one, finite: bool = True) -> int | None:
     """Evaluate the log-likelihood once at the start (eagerly): its shape and finiteness
-    (with ``finite=False`` a non-finite value is left for the solver to report).
+    (with ``finite=False`` a non-finite value is left for the solver to report); of a
+    Laplace marginal, the joint density where the inner solve starts (``compiled_loglik``).
 
     Returns the number of observations (the length of a per-observation vector, else the
-    ``nobs`` given)."""
+    ``nobs`` given; always the ``nobs`` given for a marginal, a single value)."""
     problem, space = prep.problem, prep.problem.space
     with _precision.context(prep.dtype):
         free = space.u_to_x_leaves(jnp.asarray(prep.u0, prep.dtype))
@@ -126,7 +127,7 @@ def check_at_start(prep: Prepared, data_one, finite: bool = True) -> int | None:
             raise ValueError(f"prior: the log-prior must return a scalar, got shape {prior_value.shape}")
         if finite and not np.isfinite(prior_value):
             raise ValueError("prior: the log-prior is not finite at the starting values (init)")
-    if len(shape) == 1:
+    if len(shape) == 1 and not random_effects.is_marginal(problem.loglik):
         if prep.nobs is not None and prep.nobs != shape[0]:
             raise ValueError(f"nobs={prep.nobs} but loglik returned {shape[0]} per-observation terms")
         return int(shape[0])

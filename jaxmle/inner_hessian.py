@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .solvers.linalg import cholesky, cholesky_solve
+from .xla_options import quick_options
 
 #: the block product must match the full Hessian-vector product to this, relative to its size
 STRUCTURE_RTOL = 1e-9
@@ -136,7 +137,7 @@ def structure_check(joint, re):
     if len(leading) != 1 or None in leading or next(iter(leading)) < 2:
         return lambda outer, data: None
     blocks = dataclasses.replace(re, groups=next(iter(leading)))
-    products = jax.jit(partial(_structure_products, joint, blocks))
+    products = jax.jit(partial(_structure_products, joint, blocks), compiler_options=quick_options())
     rng = np.random.default_rng(0)
     points = np.stack([np.zeros(re.size), 0.1 * rng.standard_normal(re.size)])
     probe = rng.standard_normal(re.size)

@@ -25,6 +25,7 @@ from .priors import Laplace
 from .short_sums import short_sums_on_cpu
 from .solvers.derivatives import value_grad_hessian
 from .status import Status
+from .xla_options import batch_options, quick_options
 
 MAX_ITER = {"newton": 100, "lbfgs": 2000, "optax": 20000}
 #: float64 defaults: Newton's is on the decrement (a squared, objective-scale quantity),
@@ -303,13 +304,6 @@ def _in_z(space: ParameterSpace, z, u, f, g_u, H_u):
     return -f, grad, hessian
 
 
-#: XLA CPU options for one-off fits on small data, where compiling dominates the run time
-#: (measured on a logistic fit: compile 0.35 s instead of 1.0 s, run 1.3 ms instead of 1.6 ms)
-QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
-#: data at or below this many elements counts as small
-QUICK_COMPILE_MAX_ELEMENTS = 1_000_000
-
-
 @functools.lru_cache(maxsize=256)
 def logpost_in(problem: Problem, coordinates: str = "u", warm: bool = False):
     """The smooth log-posterior as a function of the unconstrained ``u`` or the inference
@@ -350,32 +344,21 @@ def batched_solve(problem: Problem) -> Callable[..., tuple[RawFit, Inference]]:
     return short_sums_on_cpu(solve_and_infer)
 
 
-def quick_options() -> dict | None:
-    return QUICK_COMPILE if jax.default_backend() == "cpu" else None
-
-
-#: XLA CPU options for batched solves: without YNNPACK's library fusions XLA emits the
-#: small per-replicate reductions itself, 13-30% faster on benchmark workloads B and C
-#: and no slower on A (benchmarks/NOTES.md)
-BATCH_CPU = {"xla_cpu_experimental_ynn_fusion_type": ""}
-
-
-@functools.lru_cache(maxsize=1)
-def batch_options() -> dict | None:
-    """``BATCH_CPU`` on the CPU, where this XLA knows the option; else None."""
-    if jax.default_backend() != "cpu":
-        return None
-    try:
-        jax.jit(lambda v: v + 1, compiler_options=BATCH_CPU).lower(np.zeros(2)).compile()
-    except Exception:  # an XLA without YNNPACK fusions rejects the unknown option
-        return None
-    return BATCH_CPU
-
-
 @functools.lru_cache(maxsize=128)
 def compiled_loglik(problem: Problem) -> Callable[..., Any]:
-    """The jitted log-likelihood terms at given free leaves (for checks at the start)."""
-    return jax.jit(problem.loglik_terms, compiler_options=quick_options())
+    """The jitted log-likelihood terms at given free leaves, for the checks at the start: of
+    a Laplace marginal, the joint density's terms where its inner solve starts (u = 0),
+    which is the user's function and costs no inner solve to compile."""
+    if not random_effects.is_marginal(problem.loglik):
+        return jax.jit(problem.loglik_terms, compiler_options=quick_options())
+    marginal = problem.loglik
+
+    def joint_terms(free_leaves, fixed_leaves, data):
+        _precision.user_code_ran(marginal)
+        u = jnp.zeros(marginal.random_effects.size, jnp.result_type(*free_leaves))
+        return marginal.joint_terms(problem.params(free_leaves, fixed_leaves), u, data)
+
+    return jax.jit(joint_terms, compiler_options=quick_options())
 
 
 @functools.lru_cache(maxsize=128)

@@ -40,11 +40,12 @@ import numpy as np
 from . import _precision
 from .constraints import Constraint
 from .parameters import build_space
-from .problem import Problem, compiled_solve, quick_options, resolve_method
+from .problem import Problem, compiled_solve, resolve_method
 from .profile_direct import compiled_endpoints
 from .results import FitResult, wald_z
 from .status import Status
 from .validation import check_positive_int
+from .xla_options import quick_options
 
 __all__ = ["Profile", "Region", "ProfileWarning", "BetterFitFound", "profile", "region", "profile_conf_int"]
 

@@ -31,6 +31,7 @@ the outer covariance (what TMB's ``sdreport`` reports), join ``params`` and ``se
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import weakref
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ import numpy as np
 
 from . import _precision, inner_hessian, quadrature
 from .status import Status
+from .xla_options import quick_options
 
 #: the inner Newton's iteration cap and decrement tolerance (relative to 1 + |f|); in a
 #: lower precision at least INNER_TOL_EPS machine epsilons, since the decrement cannot
@@ -230,9 +232,12 @@ def is_marginal(fn) -> bool:
         return False
 
 
-def _joint(loglik, re: RandomEffects):
+def _joint(loglik, re: RandomEffects, summed: bool = True):
+    """f(outer, u, data): the joint log-density (with ``summed=False`` its terms as ``loglik`` returns them)."""
+
     def joint(outer, u, data):
-        return jnp.sum(loglik({**outer, **re.unravel(u)}, data))
+        terms = loglik({**outer, **re.unravel(u)}, data)
+        return jnp.sum(terms) if summed else terms
 
     return joint
 
@@ -343,6 +348,7 @@ def _make_marginal(loglik, re: RandomEffects):
     marginal.at_mode = at_mode
     marginal.warm = warm
     marginal.joint = joint
+    marginal.joint_terms = _joint(loglik, re, summed=False)
     marginal.random_effects = re
     return marginal
 
@@ -366,10 +372,12 @@ def predict(marginal, space, x, fixed_leaves, data, cov, dtype, modes=None) -> P
     re = marginal.random_effects
     free = space.x_flat_to_leaves(jnp.asarray(x, dtype))
     if modes is not None and np.all(np.isfinite(modes)):
-        neg_hessian, J = (np.asarray(a) for a in _at_mode(marginal, space, free, fixed_leaves, data, modes))
+        at_mode = _compiled(_neg_hessian_and_jacobian)
+        neg_hessian, J = (np.asarray(a) for a in at_mode(marginal, space, free, fixed_leaves, data, modes))
         u, status = np.asarray(modes), Status.CONVERGED
     else:
-        u, status, neg_hessian, J = (np.asarray(a) for a in _at_estimate(marginal, space, free, fixed_leaves, data))
+        at_estimate = _compiled(_at_estimate)
+        u, status, neg_hessian, J = (np.asarray(a) for a in at_estimate(marginal, space, free, fixed_leaves, data))
         status = Status(int(status))
     eig_min = inner_hessian.smallest_eigenvalue(neg_hessian)
     if status != Status.CONVERGED or not eig_min > 0:
@@ -393,17 +401,18 @@ def _neg_hessian_and_jacobian(marginal, space, free, fixed_leaves, data, u):
     return neg_hessian, jnp.concatenate([j.reshape(re.size, -1) for j in J], axis=1)
 
 
-#: ``_neg_hessian_and_jacobian``, compiled once per model
-_at_mode = jax.jit(_neg_hessian_and_jacobian, static_argnums=(0, 1))
-
-
-@partial(jax.jit, static_argnums=(0, 1))
 def _at_estimate(marginal, space, free, fixed_leaves, data):
     """(û by an inner solve from u = 0, its status, and ``_neg_hessian_and_jacobian``
-    there), compiled once per model."""
+    there)."""
     outer = space.assemble(free, fixed_leaves)
     u, status = inner_solve(marginal.joint, outer, data, marginal.random_effects, jnp.result_type(*free))
     return (u, status, *_neg_hessian_and_jacobian(marginal, space, free, fixed_leaves, data, u))
+
+
+@functools.cache
+def _compiled(fn):
+    """``fn(marginal, space, ...)`` jitted (once per model) for compile speed: it runs once per fit."""
+    return jax.jit(fn, static_argnums=(0, 1), compiler_options=quick_options())
 
 
 __all__ = ["RandomEffects", "split", "marginal_loglik", "predict", "Prediction"]

@@ -166,6 +166,25 @@ def test_a_fit_takes_its_inference_and_modes_from_the_solvers_last_evaluation():
     np.testing.assert_allclose(res.se["u"], cold.se["u"], rtol=1e-10)
 
 
+def test_a_joint_density_that_is_not_finite_at_the_start_is_named_before_the_fit():
+    # the start is checked on the user's joint density where the inner solve starts (u = 0),
+    # per observation, and the marginal's nobs is the one given
+    d, _ = small_logistic_glmm()
+    groups = int(d["g"].max()) + 1
+
+    def joint(p, d):
+        eta = p["b"][0] + p["b"][1] * d["x"] + p["u"][d["g"]]
+        terms = d["y"] * eta - jnp.logaddexp(0.0, eta)
+        return jnp.concatenate([terms, norm.logpdf(p["u"], 0.0, p["sd"])])
+
+    init = {"b": np.array([0.0, 1.0]), "sd": 1.0, "u": np.zeros(groups)}
+    bad = dict(d, x=np.where(np.arange(d["x"].size) == 3, np.inf, d["x"]))
+    with pytest.raises(ValueError, match=r"data: infinite values in data\['x'\].*\(1 of 104 terms\)"):
+        jm.fit(joint, init, bad, constraints={"sd": jm.positive}, random=["u"])
+    res = quiet_fit(joint, init, d, constraints={"sd": jm.positive}, random=["u"], nobs=96)
+    assert res.converged and res.nobs == 96 and res.df == 3
+
+
 def test_the_inner_solve_settles_in_float32():
     # the decrement cannot fall below float32's round-off: a float64 tolerance made one of
     # these nine marginals NaN (an inner solve that never converged)

@@ -17,7 +17,8 @@ from jax.sharding import PartitionSpec as P
 from .. import _precision
 from ..fit import Prepared
 from ..inference import Inference
-from ..problem import Problem, RawFit, batch_options, batched_solve, compiled_solve
+from ..problem import Problem, RawFit, batched_solve, compiled_solve
+from ..xla_options import batch_options
 from .replicates import take
 
 #: lanes per device and program, (at most this many, holding at most this many data elements):
