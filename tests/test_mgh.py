@@ -156,6 +156,19 @@ def test_a_start_that_is_not_finite_is_named_by_the_first_refresh():
     np.testing.assert_allclose(good.u, [-1.0, -1.0])
 
 
+def test_a_levelled_off_objective_with_noise_near_its_limit_is_at_the_boundary():
+    # u -> +inf is a finite limit of the constraint; the objective levels off there (gain
+    # 2e-9 from u = 20 to 28) but cannot be evaluated beyond u = 30 (a spuriously better
+    # value, as a Laplace marginal at a correlation within 1e-14 of 1): AT_BOUNDARY, not
+    # an unbounded likelihood
+    def objective(u):
+        return jnp.where(u[0] < 30.0, jnp.exp(-u[0]), -0.01)
+
+    ends = driver.Ends(jnp.array([False]), jnp.array([True]))
+    r = jax.jit(lambda u: driver.run(trust_region_newton(objective, 1e-14), objective, u, 100, ends))(jnp.array([20.0]))
+    assert int(r.status) == Status.AT_BOUNDARY
+
+
 def test_batched_fits_match_single_fits():
     starts = np.array([[-1.2, 1.0], [0.0, 0.0], [2.0, 2.0], [1.0, 1.0]])
 

@@ -419,6 +419,33 @@ def test_a_variance_component_on_its_boundary_is_named():
     np.testing.assert_allclose([res.se["mu"], res.se["sigma"]], [sigma / n**0.5, sigma / (2 * n) ** 0.5], rtol=1e-6)
 
 
+@pytest.mark.slow
+def test_a_correlation_of_random_effects_at_one_is_on_the_boundary():
+    # a random intercept and slope whose correlation's supremum is at 1: lme4 and glmmTMB
+    # report 1.000; the marginal levels off towards it, and the boundary probes, within
+    # 1e-14 of 1, cannot evaluate it accurately: a boundary, not an unbounded likelihood
+    sb = pd.read_csv(REFERENCE / "slope_boundary.csv")
+    d = {"x": sb["x"].to_numpy(float), "y": sb["y"].to_numpy(float), "g": sb["g"].to_numpy()}
+
+    def joint(p, d):
+        b = p["b"]
+        eta = p["beta"][0] + p["beta"][1] * d["x"] + b[d["g"], 0] + b[d["g"], 1] * d["x"]
+        sd, rho = p["sd"], p["rho"]
+        cov = jnp.array([[sd[0] ** 2, rho * sd[0] * sd[1]], [rho * sd[0] * sd[1], sd[1] ** 2]])
+        return (d["y"] * eta - jnp.logaddexp(0.0, eta)).sum() + multivariate_normal.logpdf(b, jnp.zeros(2), cov).sum()
+
+    init = {"beta": np.zeros(2), "sd": np.ones(2), "rho": 0.0, "b": np.zeros((300, 2))}
+    constraints = {"sd": jm.positive, "rho": jm.interval(-1.0, 1.0)}
+    res = quiet_fit(joint, init, d, constraints=constraints, random=["b"])
+    lme4, tmb = REF["slope_boundary"], REF["slope_boundary_tmb"]
+    assert res.status == Status.AT_BOUNDARY, res.status
+    assert any(n.startswith("rho -> 1") for n in res.notes), res.notes
+    assert res.params["rho"] > 0.9999 and lme4["vc_sdcor"][2] > 0.9999
+    assert res.loglik >= max(lme4["logLik"], tmb["logLik"]) - 1e-10, (res.loglik, lme4["logLik"], tmb["logLik"])
+    np.testing.assert_allclose(res.params["beta"], lme4["fixef"], atol=2e-3)
+    np.testing.assert_allclose(res.params["sd"], lme4["vc_sdcor"][:2], rtol=2e-3)
+
+
 # --- bad input ---------------------------------------------------------------------
 
 

@@ -265,10 +265,15 @@ def _outward(u, ends: Ends, threshold):
 def _boundary(f, values, active):
     """(at_boundary, unbounded) from the objective ``values`` at the boundary probes
     (``_outward_points``): further out, the objective is no worse (the supremum is on the
-    boundary), and its gain does not shrink from one probe to the next (unbounded)."""
+    boundary), and its gain is clearly above round-off (√eps of the objective's scale) and does not
+    shrink from one probe to the next (unbounded). Where the objective has levelled off,
+    the second probe, nearer the limit, may be where it can no longer be evaluated
+    accurately (a Laplace marginal at a correlation within 1e-14 of 1): a tiny gain followed
+    by a large one is not read as growth."""
     gain = f - values[0]
     at_boundary = active & jnp.isfinite(values[0]) & (gain >= -_roundoff(f))
-    unbounded = at_boundary & (gain > _roundoff(f)) & (values[0] - values[1] >= 0.5 * gain)
+    significant = gain > jnp.sqrt(jnp.finfo(f.dtype).eps) * (1.0 + jnp.abs(f))
+    unbounded = at_boundary & significant & (values[0] - values[1] >= 0.5 * gain)
     return at_boundary, unbounded
 
 

@@ -50,4 +50,11 @@ write.csv(Dyestuff2, file.path(here, "dyestuff2.csv"), row.names = FALSE)
 out$dyestuff2_ml <- c(lme4_summary(lmer(Yield ~ 1 + (1 | Batch), Dyestuff2, REML = FALSE)),
                       list(sigma = sigma(lmer(Yield ~ 1 + (1 | Batch), Dyestuff2, REML = FALSE))))
 
+# a random intercept and slope whose correlation's estimate is 1 (300 groups of 10, written by
+# benchmarks/mixed.py's slope_data(groups=300)): both peers report a correlation of 1.000
+sb <- read.csv(file.path(here, "slope_boundary.csv"))
+sb$g <- factor(sb$g)
+out$slope_boundary <- lme4_summary(glmer(y ~ x + (x | g), sb, family = binomial))
+out$slope_boundary_tmb <- list(logLik = as.numeric(logLik(glmmTMB(y ~ x + (x | g), sb, family = binomial))))
+
 writeLines(toJSON(out, digits = I(17), auto_unbox = TRUE, pretty = TRUE), file.path(here, "mixed_models.json"))
