@@ -1,12 +1,15 @@
 """Every solver reaches the same optimum; Newton survives poor starts."""
 
+import re
 import warnings
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 import scipy.stats as ss
+from jax import lax
 
 import jaxmle as jm
 
@@ -125,3 +128,48 @@ def test_batched_lanes_that_backtrack_match_single_fits():
         assert batch.n_iter[i] == single.n_iter  # fits past fit_batch's first pass included
         np.testing.assert_allclose(batch.params["mu"][i], single.params["mu"], rtol=0, atol=1e-13)
         np.testing.assert_allclose(batch.params["mu"][i], pseudo_huber_location(x[i]), rtol=0, atol=1e-12)
+
+
+def _computations(hlo: str) -> dict[str, str]:
+    """Compiled HLO text -> {computation name: its text}; the entry computation under "ENTRY"."""
+    found = {}
+    for block in re.split(r"\n(?=\S)", hlo):
+        header = re.match(r"(ENTRY )?%?([\w.\-]+) ", block)
+        if header:
+            found["ENTRY" if header.group(1) else header.group(2)] = block
+    return found
+
+
+def _reachable(computations: dict, start: str, skip: str = "") -> set[str]:
+    """The computations that ``start`` runs, directly or not, other than through ``skip``."""
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name in seen or name == skip or name not in computations:
+            continue
+        seen.add(name)
+        todo += re.findall(r"(?:calls|body|condition|to_apply)=%?([\w.\-]+)", computations[name])
+    return seen
+
+
+def test_work_of_at_most_once_stays_in_its_loop():
+    """A check gated by ``at_most_once`` in a solver's loop must not be hoisted by XLA into
+    the loop's body, where it would run at every iteration: the marker operation (a cube
+    root) is reached from the outer loop's body only through the gate's own loop."""
+    from jaxmle.solvers.driver import at_most_once
+
+    def solver_like(x):
+        def body(c):
+            i, v = c
+            w = at_most_once(v > 1e30, lambda a: jnp.cbrt(a) * jnp.cbrt(a + 1.0), v, v)
+            return i + 1, w + 1.0
+
+        return lax.while_loop(lambda c: c[0] < 10, body, (0, x))[1]
+
+    computations = _computations(jax.jit(jax.vmap(solver_like)).lower(jnp.ones(64)).compile().as_text())
+    (outer,) = re.findall(r" while\(.*?body=%?([\w.\-]+)", computations["ENTRY"])
+    (gate,) = re.findall(r" while\(.*?body=%?([\w.\-]+)", computations[outer])
+    marked = {name for name, text in computations.items() if re.search(r"\bcbrt\(", text)}
+    assert marked, "the marker was compiled away"
+    assert marked <= _reachable(computations, gate)
+    assert not marked & _reachable(computations, outer, skip=gate)

@@ -160,8 +160,14 @@ def run(
         near = finite & ~s.done & jnp.any(outward != 0)
         ran_off, far_u, far_f, ran_off_status, at_boundary, unbounded = at_most_once(
             along | near,
-            lambda: _probe_verdict(objective, r.u, ray, r.f, along, near, outward, ends),
+            lambda *args: _probe_verdict(objective, *args, ends),
             (False, r.u, r.f, jnp.int32(Status.NO_FINITE_MAXIMUM), False, False),
+            r.u,
+            ray,
+            r.f,
+            along,
+            near,
+            outward,
         )
         no_maximum = (ran_off & (ran_off_status == Status.NO_FINITE_MAXIMUM)) | unbounded
         boundary = (ran_off & (ran_off_status == Status.AT_BOUNDARY)) | (at_boundary & ~unbounded)
@@ -280,13 +286,22 @@ def _roundoff(f):
     return 16 * jnp.finfo(f.dtype).eps * (1.0 + jnp.abs(f))
 
 
-def at_most_once(pred, compute, otherwise):
-    """``compute()`` where ``pred``, else ``otherwise`` (a pytree of the same structure).
+def at_most_once(pred, compute, otherwise, *operands):
+    """``compute(*operands)`` where ``pred``, else ``otherwise`` (a pytree of the same
+    structure as the result).
 
     A loop of one trip or none: under ``vmap``, where a ``cond`` would evaluate ``compute``
     for every fit, it runs only when some fit needs it, so that checks and fallbacks
-    cost nothing in the iterations where no fit needs them."""
-    return lax.while_loop(lambda c: c[0], lambda c: (jnp.bool_(False), compute()), (pred, otherwise))[1]
+    cost nothing in the iterations where no fit needs them. ``compute`` must take every
+    value that changes from one solver iteration to the next as an operand: they reach it
+    through the loop's carried flag, since XLA hoists work that reads only values from
+    outside a loop out of it, where it would run every time."""
+
+    def body(c):
+        tied = jax.tree_util.tree_map(lambda a: jnp.where(c[0], a, jnp.zeros_like(a)), operands)
+        return jnp.bool_(False), compute(*tied)
+
+    return lax.while_loop(lambda c: c[0], body, (pred, otherwise))[1]
 
 
 def probe(objective, points, first, count):

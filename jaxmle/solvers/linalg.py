@@ -14,9 +14,8 @@ import jax.numpy as jnp
 from jax import lax
 
 #: systems up to this size are factorized and solved in straight-line code, which XLA
-#: fuses across columns (a loop per factorization costs more than its arithmetic there,
-#: and a check that is skipped by a loop elsewhere costs less inline); larger ones keep
-#: their loops, so that the program stays small
+#: fuses across columns (a loop per factorization costs more than its arithmetic there);
+#: larger ones keep their loops, so that the program stays small
 UNROLL_MAX = 8
 
 

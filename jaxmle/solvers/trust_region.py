@@ -60,7 +60,7 @@ from jax import lax
 from ..status import Status
 from .derivatives import value_grad_hessian
 from .driver import Step, Strategy, at_most_once
-from .linalg import UNROLL_MAX, cholesky, cholesky_solve, forward_solve
+from .linalg import cholesky, cholesky_solve, forward_solve
 
 ETA = 1e-4
 POOR, GOOD = 0.25, 0.75
@@ -249,7 +249,8 @@ def trust_region_newton(objective, tol: float, eager_start: bool = False, warm: 
         m, radius, fresh, start = state
         interior = m.pd & (jnp.linalg.norm(m.newton) <= radius)
         boundary = active & fresh & ~interior
-        s = jnp.where(boundary, more_sorensen(m.A, m.b, radius, boundary), m.newton)  # no trips unless needed
+        # its setup and loop run only where some fit needs them
+        s = at_most_once(boundary, more_sorensen, m.newton, m.A, m.b, radius, boundary)
         s = jnp.where(fresh, s, 0.0)
         s_norm = jnp.linalg.norm(s)
         predicted = -(jnp.dot(m.b, s) + 0.5 * jnp.dot(s, m.A @ s))
@@ -280,10 +281,7 @@ def trust_region_newton(objective, tol: float, eager_start: bool = False, warm: 
         loose = jnp.sqrt(tol) * (1.0 + jnp.abs(f_cur))
         gradient = jnp.dot(cur.b, cur.b)
         suspect = active & ~cur.pd & (gradient <= loose)
-        if cur.A.shape[0] <= UNROLL_MAX:  # straight-line code costs less than a loop skipping it
-            negative = suspect & _clearly_indefinite(cur.A)
-        else:
-            negative = at_most_once(suspect, lambda: _clearly_indefinite(cur.A), jnp.bool_(False))
+        negative = at_most_once(suspect, _clearly_indefinite, jnp.bool_(False), cur.A)
         measure = jnp.where(cur.pd, cur.decrement, gradient)
         admissible = cur.finite & (cur.pd | ~negative)
         converged = admissible & ((take & (measure <= small)) | (stalled & (measure <= loose)))
