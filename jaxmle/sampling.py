@@ -145,7 +145,10 @@ def nuts_program(problem: Problem, chains: int, draws: int, warmup: int):
 
         def one_chain(key, u0):
             adapt_key, draw_key = jax.random.split(key)
-            adaptation = blackjax.window_adaptation(blackjax.nuts, logdensity)
+            # the warmup's per-step record is not kept (by default blackjax keeps every state)
+            adaptation = blackjax.window_adaptation(
+                blackjax.nuts, logdensity, adaptation_info_fn=blackjax.adaptation.base.get_filter_adapt_info_fn()
+            )
             (state, tuned), _ = adaptation.run(adapt_key, u0, num_steps=warmup)
             kernel = blackjax.nuts(logdensity, **tuned, max_num_doublings=MAX_DOUBLINGS).step
 
