@@ -24,6 +24,7 @@ from .parameters import ParameterSpace
 from .priors import Laplace
 from .short_sums import short_sums_on_cpu
 from .solvers.derivatives import value_grad_hessian
+from .solvers.linalg import unrolled
 from .status import Status
 from .xla_options import batch_options, quick_options
 
@@ -338,7 +339,8 @@ def batched_solve(problem: Problem) -> Callable[..., tuple[RawFit, Inference]]:
     solve = jax.vmap(functools.partial(problem.solve, eager_start=eager_start), in_axes=(0, None, 0, None))
 
     def solve_and_infer(u0, fixed_leaves, data, max_iter):
-        raw = solve(u0, fixed_leaves, data, max_iter)._replace(modes=None)  # not kept per replicate
+        with unrolled():  # XLA fuses small factorizations across lanes
+            raw = solve(u0, fixed_leaves, data, max_iter)._replace(modes=None)  # not kept per replicate
         return raw, observed_inference(raw.information_z, raw.jacobian, raw.at_kink_z, xp=jnp, grad_z=raw.grad_z)
 
     return short_sums_on_cpu(solve_and_infer)

@@ -173,3 +173,25 @@ def test_work_of_at_most_once_stays_in_its_loop():
     assert marked, "the marker was compiled away"
     assert marked <= _reachable(computations, gate)
     assert not marked & _reachable(computations, outer, skip=gate)
+
+
+def test_small_factorizations_are_straight_line_code_only_where_asked():
+    """A single fit's program keeps its factorization loops (it compiles faster); a batched
+    solve traces them in ``unrolled()``, as straight-line code that XLA fuses across lanes."""
+    from jaxmle.solvers.linalg import cholesky, cholesky_solve, unrolled
+
+    A, b = jnp.array([[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 2.0]]), jnp.array([1.0, -2.0, 0.5])
+
+    def solve(A, b):
+        return cholesky_solve(cholesky(A).L, b)
+
+    def unroll_counts():  # a new function each time: a traced function's program is cached
+        return set(re.findall(r"unroll=(\d+)", str(jax.make_jaxpr(lambda A, b: solve(A, b))(A, b))))
+
+    rolled = unroll_counts()
+    with unrolled():
+        straight = unroll_counts()
+        x = solve(A, b)
+    assert rolled == {"1"} and straight == {"3"}  # loops of one step per trip, or all 3 unrolled
+    np.testing.assert_allclose(x, np.linalg.solve(A, b), rtol=1e-6)
+    np.testing.assert_allclose(solve(A, b), x, rtol=1e-6)
