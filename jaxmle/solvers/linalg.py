@@ -16,11 +16,12 @@ import jax.numpy as jnp
 from jax import lax
 
 #: in ``unrolled()``, systems up to this size are factorized and solved in straight-line
-#: code, which XLA fuses across columns: in a batched solve a loop per factorization costs
-#: more than its arithmetic. Elsewhere, and for larger systems, they keep their loops, so
-#: that a program compiles fast (a single fit's trust-region program, 6 coefficients,
-#: compiled in 1.0 s with loops against 1.9 s unrolled)
-UNROLL_MAX = 8
+#: code, which XLA fuses across columns: in a batched solve of a 2-parameter model a loop
+#: per factorization costs more than its arithmetic. Elsewhere, and for larger systems, they
+#: keep their loops, so that a program compiles fast: unrolled, a single fit's trust-region
+#: program (6 coefficients) compiled in 1.9 s instead of 1.0 s, and a batch of 1,000 such
+#: fits took 11.5-13.0 s to its first result instead of 8.2 s, and ran no faster
+UNROLL_MAX = 2
 
 _tracing = threading.local()
 
