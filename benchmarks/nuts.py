@@ -7,8 +7,10 @@ The model: logistic regression, y_i ~ Bernoulli(sigmoid(x_iᵀβ)), an intercept
 standard-normal covariates (5 coefficients by default), β_j ~ Normal(0, 2.5) independently.
 All samplers run in float64 with their chains vectorized in one program, Stan's window
 adaptation of the step size and a diagonal mass matrix, target acceptance 0.8 and at most
-10 doublings. numpyro runs twice: its NUTS kernel jitted once by hand ("numpyro kernel",
-what ``MCMC`` with ``chain_method="vectorized"`` runs), and ``MCMC.run`` itself, which
+10 doublings. numpyro runs three ways: its NUTS kernel jitted once by hand ("numpyro kernel",
+what ``MCMC`` with ``chain_method="vectorized"`` runs) with the data compiled into the program,
+the same with the data as the program's arguments ("numpyro kernel, args": like ``jm.sample``,
+whose compiled sampler serves any data of the same shapes), and ``MCMC.run`` itself, which
 compiles its sampling loop again on every call ("numpyro MCMC").
 
 Printed per sampler: the wall time of the first call (compile included; for jaxmle also
@@ -90,19 +92,22 @@ def numpyro_mcmc(X, y, chains, warmup, draws):
     return run
 
 
-def numpyro_kernel(X, y, chains, warmup, draws):
+def numpyro_kernel(X, y, chains, warmup, draws, data_as_arguments=False):
     """``seed -> (chain, draw, k) draws`` by numpyro's NUTS kernel (``hmc(algo="NUTS")``, the
     kernel under ``MCMC``, adaptation included) in one jitted program vmapped over chains, as
     ``MCMC`` with ``chain_method="vectorized"`` runs it, compiled once. Chains start where
-    ``MCMC`` starts them by default: uniform(-2, 2) in every coordinate."""
+    ``MCMC`` starts them by default: uniform(-2, 2) in every coordinate. The data are
+    constants compiled into the program, or with ``data_as_arguments`` its arguments (as in
+    ``jm.sample``, whose compiled sampler serves any data of the same shapes)."""
     import jax
     from numpyro.infer.hmc import hmc
-    from numpyro.infer.util import initialize_model
+    from numpyro.infer.util import initialize_model, potential_energy
 
-    potential = initialize_model(jax.random.key(0), _numpyro_model, model_args=(X, y)).potential_fn
-    init_kernel, sample_kernel = hmc(potential, algo="NUTS")
+    constant = initialize_model(jax.random.key(0), _numpyro_model, model_args=(X, y)).potential_fn
 
-    def one_chain(key):
+    def one_chain(key, X, y):
+        potential = (lambda z: potential_energy(_numpyro_model, (X, y), {}, z)) if data_as_arguments else constant
+        init_kernel, sample_kernel = hmc(potential, algo="NUTS")
         start_key, key = jax.random.split(key)
         beta0 = jax.random.uniform(start_key, (X.shape[1],), minval=-2.0, maxval=2.0)
         state = init_kernel({"beta": beta0}, num_warmup=warmup, rng_key=key)
@@ -114,10 +119,11 @@ def numpyro_kernel(X, y, chains, warmup, draws):
 
         return jax.lax.scan(step, state, length=draws)[1]
 
-    program = jax.jit(lambda key: jax.vmap(one_chain)(jax.random.split(key, chains)))
+    chains_of = jax.vmap(one_chain, in_axes=(0, None, None))
+    program = jax.jit(lambda key, X, y: chains_of(jax.random.split(key, chains), X, y))
 
     def run(seed):
-        beta, divergent = program(jax.random.key(seed))
+        beta, divergent = program(jax.random.key(seed), X, y)
         return np.asarray(beta), int(np.sum(divergent))
 
     return run
@@ -206,6 +212,7 @@ def main(argv=None) -> None:
     runs = {
         "jaxmle": jaxmle_sampler(X, y, *size),
         "numpyro kernel": numpyro_kernel(X, y, *size),
+        "numpyro kernel, args": numpyro_kernel(X, y, *size, data_as_arguments=True),
         "numpyro MCMC": numpyro_mcmc(X, y, *size),
     }
     results = measure(runs, args.repeat)
