@@ -211,10 +211,10 @@ def _steady(step, last_step, u_new, u_old):
     return (cos > 0.9) & (norm >= 0.5 * last) & (jnp.linalg.norm(u_new) > jnp.linalg.norm(u_old))
 
 
-def _run_off(u, step, f, values, active, ends: Ends):
-    """(confirmed, far_u, far_f, status) for a run-off along ``step`` from ``u``, given the
-    objective ``values`` at ``_ray(u, step)``: the farthest probe, the objective there, and
-    what the run-off means.
+def _run_off(f, direction, points, values, active, ends: Ends):
+    """(confirmed, far_u, far_f, status) for a run-off along the ray ``_ray(u, step)`` =
+    (``direction``, ``points``) from a point of value ``f``, given the objective ``values``
+    at the ``points``: the farthest probe, the objective there, and what the run-off means.
 
     Confirmed when ``active`` and the objective, probed far along the ray, is lower than
     ``f`` at the first probe and never higher at a farther one (within round-off): it
@@ -222,10 +222,9 @@ def _run_off(u, step, f, values, active, ends: Ends):
     AT_BOUNDARY when every coordinate the ray moves heads for a finite limit of its
     constraint and the gain from the first to the second probe is smaller than the gain
     up to the first (the objective levels off at the limit), else NO_FINITE_MAXIMUM."""
-    direction, points = _ray(u, step)
     roundoff = _roundoff(values)
     improving = jnp.all(values[1:] <= values[:-1] + roundoff[:-1])
-    confirmed = active & jnp.all(jnp.isfinite(values)) & (values[0] < f) & improving & jnp.any(step != 0)
+    confirmed = active & jnp.all(jnp.isfinite(values)) & (values[0] < f) & improving & jnp.any(direction != 0)
     moves = jnp.abs(direction) > 0.1 * jnp.max(jnp.abs(direction), initial=0.0)
     limited = ((direction < 0) & ends.lower) | ((direction > 0) & ends.upper)
     toward_limits = jnp.all(~moves | limited)
@@ -253,10 +252,11 @@ def _probe_verdict(objective, u, ray, f, along, near, outward, ends: Ends):
     confirmed, the boundary verdict along ``outward`` (where ``near``), from one loop of
     probes."""
     n_ray = len(PROBE_SCALES)
-    points = jnp.concatenate([_ray(u, ray)[1], _outward_points(u, outward)])
+    direction, ray_points = _ray(u, ray)
+    points = jnp.concatenate([ray_points, _outward_points(u, outward)])
     first = jnp.where(along, 0, n_ray)
     values = probe(objective, points, first, jnp.where(along, n_ray, 0) + jnp.where(near, len(BOUNDARY_STEPS), 0))
-    ran_off, far_u, far_f, status = _run_off(u, ray, f, values[:n_ray], along, ends)
+    ran_off, far_u, far_f, status = _run_off(f, direction, ray_points, values[:n_ray], along, ends)
     at_boundary, unbounded = _boundary(f, values[n_ray:], near & ~ran_off)
     return ran_off, far_u, far_f, status, at_boundary, unbounded
 
