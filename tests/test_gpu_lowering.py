@@ -132,8 +132,15 @@ def test_every_program_lowers_for_cuda():
     assert not failed, failed
     names = {entry[0] for entry in lowered}
     # the programs of each kind were reached (a rename here should fail loudly, not pass)
-    fragments = ["Problem.solve", "short_sums", "profile", "simulator", "_structure_products", "scores"]
-    fragments.append("_neg_hessian_and_jacobian")
+    fragments = [
+        "Problem.solve",
+        "short_sums",
+        "profile",
+        "simulator",
+        "_structure_products",
+        "scores",
+        "_neg_hessian_and_jacobian",
+    ]
     for fragment in fragments:
         assert any(fragment in name for name in names), (fragment, sorted(names))
     assert len(lowered) >= 20, sorted(names)

@@ -3,8 +3,9 @@
 A strategy supplies ``init(u) -> (f, inner)`` and ``step(u, f, inner, active) -> Step``
 (``init`` may return f = None and leave the value at the start to its first step, a
 refresh, which then reports a start that is not finite: one evaluation of the objective
-fewer in the program); the driver owns everything else: the iteration cap, non-finite detection and the run-off
-detector, so every solver reports failures the same way and stops within ``max_iter``.
+fewer in the program); the driver owns everything else: the iteration cap, non-finite
+detection and the run-off detector, so every solver reports failures the same way and
+stops within ``max_iter``.
 A step may only refresh the strategy's state at the current point (Newton's derivatives
 after a backtracked step): that is not counted as an iteration, and a strategy refreshes
 at most once between two steps.

@@ -23,14 +23,19 @@ from jax import lax
 #: fits took 11.5-13.0 s to its first result instead of 8.2 s, and ran no faster
 UNROLL_MAX = 2
 
-_tracing = threading.local()
+
+class _Tracing(threading.local):
+    unrolled = False  # per thread: inside ``unrolled()``
+
+
+_tracing = _Tracing()
 
 
 @contextlib.contextmanager
 def unrolled():
     """While a program is traced in this context, its factorizations and solves of up to
     ``UNROLL_MAX`` unknowns are straight-line code."""
-    before = getattr(_tracing, "unrolled", False)
+    before = _tracing.unrolled
     _tracing.unrolled = True
     try:
         yield
@@ -40,7 +45,7 @@ def unrolled():
 
 def _over(n: int, body, init):
     """``lax.fori_loop(0, n, body, init)``, unrolled in ``unrolled()`` where ``n <= UNROLL_MAX``."""
-    return lax.fori_loop(0, n, body, init, unroll=getattr(_tracing, "unrolled", False) and n <= UNROLL_MAX)
+    return lax.fori_loop(0, n, body, init, unroll=_tracing.unrolled and n <= UNROLL_MAX)
 
 
 def modified_cholesky(A, pivot_floor: float, pivot_replacement: float):
