@@ -22,6 +22,7 @@ from jax.scipy.stats import norm
 from .. import _precision, closed_form
 from ..constraints import positive
 from . import _checks
+from ._logistic import sigmoid, softplus
 from .base import Model
 
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(96)
@@ -118,7 +119,7 @@ class LogisticRegression(_Regression):
 
     def loglik(self, params, data):
         eta = data["X"] @ params["beta"]
-        return data["y"] * eta - jnp.logaddexp(0.0, eta)
+        return data["y"] * eta - softplus(eta)
 
     def check_data(self, data):
         _, y = _checks.design(data)
@@ -134,7 +135,7 @@ class LogisticRegression(_Regression):
 
     def _information(self, params, X):
         def weight(eta):
-            p = jax.nn.sigmoid(eta)
+            p = sigmoid(eta)
             return p * (1 - p)
 
         def moments(b0, r):
