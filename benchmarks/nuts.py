@@ -1,7 +1,7 @@
 """jaxmle's NUTS (``jm.sample``, blackjax) against numpyro's NUTS, same model, same run.
 
     pip install -e ".[bench,bayes]" && python benchmarks/nuts.py [--n 200] [--k 5] [--chains 4]
-        [--warmup 1000] [--draws 1000] [--repeat 5]
+        [--warmup 1000] [--draws 1000] [--repeat 20]
 
 The model: logistic regression, y_i ~ Bernoulli(sigmoid(x_iᵀβ)), an intercept and
 standard-normal covariates (5 coefficients by default), β_j ~ Normal(0, 2.5) independently.
@@ -202,7 +202,7 @@ def main(argv=None) -> None:
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--warmup", type=int, default=1000)
     p.add_argument("--draws", type=int, default=1000)
-    p.add_argument("--repeat", type=int, default=5, help="timed calls after the first, interleaved across samplers")
+    p.add_argument("--repeat", type=int, default=20, help="timed calls after the first, interleaved across samplers")
     args = p.parse_args(argv)
     import numpyro
 
