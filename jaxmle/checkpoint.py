@@ -22,6 +22,10 @@ per-replicate results, the run's identity and a digest of all of these.
 - Attachments (``attach``): further files of the run, such as a study's design, that every
   writer gives the same contents; written like a chunk (atomically, with the run's identity
   and a digest) by the first writer, and compared with what each later writer would write.
+- ``run.json`` and the attachments are created by the first writer and compared by every
+  later one; a writer checks and creates them holding ``.jaxmle-setup.lock`` exclusively, so
+  of two shards started at the same moment with different settings, the second is refused
+  instead of both writing and each going on with its own.
 - Reading: a chunk is used only if it can be read, holds exactly the fields, shapes and
   dtypes expected, its index is the strictly increasing replicates its name claims and no
   other chunk holds, it carries this run's identity and its digest matches. Any other chunk
@@ -35,6 +39,7 @@ per-replicate results, the run's identity and a digest of all of these.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -54,6 +59,7 @@ except ImportError:  # no advisory locks (Windows): unique temporary names still
 
 RUN_FILE = "run.json"
 LOCK_FILE = ".jaxmle.lock"
+SETUP_LOCK_FILE = ".jaxmle-setup.lock"
 SHARDS = "shards"
 PART = re.compile(r"part-(\d{12})-(\d+)\.npz")
 TEMPORARY = re.compile(r"\.tmp-jaxmle-(?:(s\d+of\d+)-)?\d+-[0-9a-f]{16}")
@@ -92,7 +98,8 @@ class Checkpoint:
             self.path.mkdir(parents=True, exist_ok=True)
             self._locks = _locks(self.path, shard)
         try:
-            self._check_run(json.loads(text), text)
+            with self._setting_up():
+                self._check_run(json.loads(text), text)
             if shard is not None:
                 self.attach(SHARDS, {"shards": np.asarray(shard[1])})
         except BaseException:
@@ -115,6 +122,18 @@ class Checkpoint:
                 f"checkpoint {str(self.path)!r} belongs to a different run (it differs in {', '.join(different)}); "
                 "use a new directory or delete this one"
             )
+
+    @contextlib.contextmanager
+    def _setting_up(self):
+        """Hold ``.jaxmle-setup.lock`` exclusively (a writer, where the platform has locks),
+        waiting for another writer's hold to end: a file that the first writer creates and
+        later ones compare is checked and written by one writer at a time."""
+        if not self.writer or fcntl is None:
+            yield
+            return
+        with open(self.path / SETUP_LOCK_FILE, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            yield
 
     def _remove_temporaries(self) -> None:
         """Remove the temporary files killed runs left: every one for an unsharded run (which
@@ -170,11 +189,12 @@ class Checkpoint:
         contents: the writer stores it if absent (like a chunk), and anyone checks it against
         ``arrays`` if present. ValueError naming the file and the fields that differ."""
         target = self.path / f"{name}.npz"
-        if not target.exists():
-            if self.writer:
-                stored = _sealed(arrays, self.run)
-                _write_atomically(target, lambda f: np.savez(f, **stored), self.tag)
-            return
+        with self._setting_up():
+            if not target.exists():
+                if self.writer:
+                    stored = _sealed(arrays, self.run)
+                    _write_atomically(target, lambda f: np.savez(f, **stored), self.tag)
+                return
         stored = read_attachment(self.path, name, self.run)
         different = [_difference(k, stored.get(k), arrays.get(k)) for k in sorted(set(stored) | set(arrays))]
         different = [d for d in different if d]

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -213,6 +214,40 @@ def test_shards_coexist_but_a_shard_runs_once_and_excludes_unsharded_runs(tmp_pa
     with checkpoint.Checkpoint(tmp_path, run):
         with pytest.raises(ValueError, match=f"in use by an unsharded run \\(process {os.getpid()}\\)"):
             checkpoint.Checkpoint(tmp_path, run, shard=(2, 3))
+
+
+def test_shards_of_different_counts_started_at_once_are_not_both_accepted(tmp_path, monkeypatch):
+    """The first shard is held between finding no shards.npz and writing it; a shard of
+    another K started meanwhile must wait and be refused, not write its own K and go on."""
+    import threading
+
+    sealed, inside = checkpoint._sealed, threading.Event()
+
+    def slow_sealed(arrays, run, *rest):
+        if not inside.is_set():
+            inside.set()
+            time.sleep(0.5)
+        return sealed(arrays, run, *rest)
+
+    monkeypatch.setattr(checkpoint, "_sealed", slow_sealed)
+    run, outcome = {"kind": "test"}, {}
+
+    def start(shard):
+        try:
+            with checkpoint.Checkpoint(tmp_path, run, shard=shard):
+                outcome[shard] = "accepted"
+        except ValueError as err:
+            outcome[shard] = str(err)
+
+    first = threading.Thread(target=start, args=((0, 2),))
+    first.start()
+    assert inside.wait(10)
+    start((1, 3))
+    first.join()
+    assert outcome[(0, 2)] == "accepted"
+    assert "shards (2 stored, 3 in this run)" in outcome[(1, 3)]
+    stored = checkpoint.read_attachment(tmp_path, checkpoint.SHARDS, checkpoint.stored_run(tmp_path)[1])
+    assert int(stored["shards"]) == 2
 
 
 def test_a_directory_without_a_study_is_refused(tmp_path):
