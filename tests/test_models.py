@@ -205,9 +205,9 @@ def test_integer_counts_fit_like_floats(model, counts, mle):
 
 def test_softplus_and_sigmoid_values_and_derivatives_of_every_order():
     """The logistic model's softplus and sigmoid against 60-digit decimal values over
-    |x| ≤ 800 (no overflow), and the first three derivatives to full relative precision, for
-    x ≫ 0 too, and at x = 0, where the
-    max(x, 0) + log1p(exp(-|x|)) form's traced gradient is 0 instead of 1/2."""
+    |x| ≤ 800 (no overflow), and their first three derivatives to full relative precision,
+    for x ≫ 0 too, and at x = 0, where the traced gradient of max(x, 0) + log1p(exp(-|x|))
+    is 0 instead of 1/2."""
     from jaxmle.models._logistic import sigmoid, softplus
 
     x = np.array([-800.0, -40.0, -3.0, -1e-8, 0.0, 1e-8, 0.5, 3.0, 40.0, 800.0])
