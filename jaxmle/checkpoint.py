@@ -98,8 +98,7 @@ class Checkpoint:
             self.path.mkdir(parents=True, exist_ok=True)
             self._locks = _locks(self.path, shard)
         try:
-            with self._setting_up():
-                self._check_run(json.loads(text), text)
+            self._check_run(json.loads(text), text)
             if shard is not None:
                 self.attach(SHARDS, {"shards": np.asarray(shard[1])})
         except BaseException:
@@ -111,10 +110,11 @@ class Checkpoint:
     def _check_run(self, fingerprint: dict, text: str) -> None:
         """Compare ``run.json`` with this run's fingerprint (the writer creates it if absent)."""
         run_file = self.path / RUN_FILE
-        if not run_file.exists():
-            if self.writer:
-                _write_atomically(run_file, lambda f: f.write(text.encode()), self.tag)
-            return
+        with self._setting_up():
+            if not run_file.exists():
+                if self.writer:
+                    _write_atomically(run_file, lambda f: f.write(text.encode()), self.tag)
+                return
         stored = _read_run(run_file)
         if stored != fingerprint:
             different = sorted(k for k in set(stored) | set(fingerprint) if stored.get(k) != fingerprint.get(k))
@@ -127,7 +127,8 @@ class Checkpoint:
     def _setting_up(self):
         """Hold ``.jaxmle-setup.lock`` exclusively (a writer, where the platform has locks),
         waiting for another writer's hold to end: a file that the first writer creates and
-        later ones compare is checked and written by one writer at a time."""
+        later ones compare is checked and written by one writer at a time. Not reentrant: a
+        second hold in the same process would wait for the first."""
         if not self.writer or fcntl is None:
             yield
             return
